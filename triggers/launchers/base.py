@@ -1,0 +1,157 @@
+"""What every retraining launcher takes and returns.
+
+Exceptions::
+
+    LaunchError            a launch or status call failed; .retryable, .status, .reason
+    └── (no subclasses)    launchers raise it directly, naming the target
+
+A launcher is constructed with plain arguments (the fields of its config
+section, the resolved secret, an injected ``httpx.Client``) and has two calls:
+``launch(request) -> RunRef`` and ``status(ref) -> RunStatus``. Every launch
+carries an idempotency key; targets that support one (Airflow ``dag_run_id``,
+the webhook header) receive it, the others get it in their payload.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "PLACEHOLDERS",
+    "LaunchError",
+    "LaunchRequest",
+    "Launcher",
+    "RunRef",
+    "RunState",
+    "RunStatus",
+    "check_placeholders",
+    "fill_placeholders",
+    "format_time",
+]
+
+RunState = Literal["running", "succeeded", "failed", "unknown"]
+
+PLACEHOLDERS = ("model", "version", "reason", "window_start", "window_end", "idempotency_key")
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def format_time(value: datetime | None) -> str:
+    """RFC 3339 in UTC with a ``Z``; empty for None (a manual request has no window)."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One retraining run to start; ``idempotency_key`` is stable across replays."""
+
+    model: str
+    version: str | None
+    reason: str
+    window_start: datetime | None
+    window_end: datetime | None
+    idempotency_key: str
+    sentence: str
+
+    def placeholders(self) -> dict[str, str]:
+        return {
+            "model": self.model,
+            "version": self.version or "",
+            "reason": self.reason,
+            "window_start": format_time(self.window_start),
+            "window_end": format_time(self.window_end),
+            "idempotency_key": self.idempotency_key,
+        }
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON body shape shared by the webhook, GitHub and Airflow payloads (7 keys)."""
+        return {**self.placeholders(), "sentence": self.sentence}
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a launched run lives; JSON-safe so the service stores it."""
+
+    launcher: str
+    run_id: str
+    idempotency_key: str
+    url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRef:
+        return cls(
+            launcher=str(data["launcher"]),
+            run_id=str(data["run_id"]),
+            idempotency_key=str(data["idempotency_key"]),
+            url=data.get("url"),
+            extra={str(k): str(v) for k, v in (data.get("extra") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """``unknown`` means the target cannot tell (GitHub, webhook) or forgot (restart)."""
+
+    state: RunState
+    detail: str = ""
+    exit_code: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+
+class LaunchError(Exception):
+    """A launch or status call failed; the message names the target and the response.
+
+    ``retryable`` is True for network errors, 5xx (and 429 where the target
+    asks to slow down) after the retries ran out; False for a final answer
+    (other 4xx, a bad argv) that repeating will not change.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool, status: int | None = None, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.reason = reason or message
+
+
+@runtime_checkable
+class Launcher(Protocol):
+    """Starts retraining runs and reports on them."""
+
+    type: ClassVar[str]
+    # False for targets that cannot report a run's outcome (webhook, GitHub):
+    # the service then treats the run as finished right after the launch.
+    tracks_status: ClassVar[bool]
+
+    def launch(self, request: LaunchRequest) -> RunRef: ...
+
+    def status(self, ref: RunRef) -> RunStatus: ...
+
+
+def check_placeholders(template: str, subject: str) -> None:
+    """Raise ValueError for a ``{name}`` that is not one of PLACEHOLDERS."""
+    for name in _PLACEHOLDER.findall(template):
+        if name not in PLACEHOLDERS:
+            raise ValueError(
+                f"{subject}: unknown placeholder {{{name}}} in {template!r}; "
+                f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
+            )
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    """Replace known ``{name}`` tokens; everything else is left as written (no str.format)."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)

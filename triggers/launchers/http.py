@@ -1,0 +1,99 @@
+"""One retrying HTTP call shared by the HTTP launchers.
+
+Network errors and 5xx (plus the statuses a target names, e.g. 429) are
+retried with exponential backoff through tenacity; any other non-accepted
+status is a final answer and raises ``LaunchError(retryable=False)`` at once.
+Tests pass ``retry_wait_seconds=0`` so retries cost no time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from triggers.launchers.base import LaunchError
+
+__all__ = ["HttpTarget", "bearer"]
+
+_BODY_SHOWN = 300
+
+
+class _Transient(Exception):
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def bearer(secret: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"} if secret else {}
+
+
+def _shown(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    if len(text) > _BODY_SHOWN:
+        text = text[: _BODY_SHOWN - 3] + "..."
+    return f"HTTP {response.status_code}" + (f" {text}" if text else "")
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    """A named HTTP endpoint family with its client and retry policy."""
+
+    name: str
+    client: httpx.Client
+    timeout: float
+    max_attempts: int = 5
+    retry_wait_seconds: float = 0.5
+    retry_statuses: frozenset[int] = field(default_factory=frozenset)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: Collection[int] = (),
+        expected: str = "a 2xx answer",
+    ) -> httpx.Response:
+        """The response when it is 2xx or in ``accept``; LaunchError otherwise."""
+
+        def attempt() -> httpx.Response:
+            try:
+                response = self.client.request(
+                    method, url, json=json, content=content, headers=headers, timeout=self.timeout
+                )
+            except httpx.TransportError as exc:
+                raise _Transient(f"{type(exc).__name__}: {exc}", None) from exc
+            if response.is_success or response.status_code in accept:
+                return response
+            if response.status_code >= 500 or response.status_code in self.retry_statuses:
+                raise _Transient(_shown(response), response.status_code)
+            raise LaunchError(
+                f"{self.name}: {method} {url} got {_shown(response)}; expected {expected}",
+                retryable=False,
+                status=response.status_code,
+                reason=_shown(response),
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.max_attempts)),
+            wait=wait_exponential(multiplier=self.retry_wait_seconds, max=30),
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Transient as exc:
+            raise LaunchError(
+                f"{self.name}: {method} {url} failed after {self.max_attempts} attempts; "
+                f"last: {exc}; expected {expected}",
+                retryable=True,
+                status=exc.status,
+                reason=str(exc),
+            ) from None
