@@ -1,0 +1,292 @@
+"""The Prometheus metrics of design section 8, on an injected registry.
+
+Nothing registers at import time: ``Metrics(registry)`` creates every metric on
+the registry it is given, so each test uses a fresh ``CollectorRegistry()`` and
+the service one of its own. ``METRICS`` lists the names, types and labels for
+the dashboards and alert rules, which depend on them; the names are fixed.
+
+The service calls the helpers once per window or per batch, never per event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["CANARY_STATUS", "METRICS", "MetricSpec", "Metrics"]
+
+MetricType = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    type: MetricType
+    labels: tuple[str, ...]
+    help: str
+
+
+def _spec(name: str, type_: MetricType, labels: str, help_: str) -> MetricSpec:
+    return MetricSpec(name, type_, tuple(labels.split()), help_)
+
+
+# fmt: off
+METRICS: tuple[MetricSpec, ...] = (
+    # design section 8 (fixed)
+    _spec("driftloop_events_total", "counter", "model version kind",
+          "Events consumed (kind: prediction, label)."),
+    _spec("driftloop_events_invalid_total", "counter", "reason",
+          "Records sent to the dead-letter topic, by reason."),
+    _spec("driftloop_windows_total", "counter", "model version",
+          "Windows evaluated."),
+    _spec("driftloop_feature_drift_score", "gauge", "model version feature method",
+          "Drift statistic of a feature in the last window."),
+    _spec("driftloop_feature_drift_detected", "gauge", "model version feature",
+          "1 when the feature drifted in the last window."),
+    _spec("driftloop_dataset_drift_share", "gauge", "model version",
+          "Share of features drifting in the last window (0..1)."),
+    _spec("driftloop_dataset_drift_detected", "gauge", "model version",
+          "1 when the last window shows dataset drift."),
+    _spec("driftloop_prediction_drift_score", "gauge", "model version method",
+          "Drift statistic of the predictions in the last window."),
+    _spec("driftloop_performance", "gauge", "model version metric",
+          "Realized performance of the last labeled window."),
+    _spec("driftloop_performance_degraded", "gauge", "model version",
+          "1 when performance dropped more than allowed."),
+    _spec("driftloop_retrain_triggers_total", "counter", "model reason",
+          "Retrains the policy decided to start."),
+    _spec("driftloop_canary_status", "gauge", "model",
+          "Canary status: 0 running, 1 succeeded, 2 failed."),
+    _spec("driftloop_canary_decisions_total", "counter", "model decision",
+          "Canary decisions (promote, rollback)."),
+    _spec("driftloop_consumer_lag", "gauge", "topic partition",
+          "Records behind the end of the partition."),
+    _spec("driftloop_window_evaluation_seconds", "histogram", "model",
+          "Time to evaluate a closed window."),
+    # additions
+    _spec("driftloop_prediction_drift_detected", "gauge", "model version",
+          "1 when the predictions drifted in the last window."),
+    _spec("driftloop_performance_baseline", "gauge", "model version metric",
+          "Reference performance the last window was compared with."),
+    _spec("driftloop_window_rows", "gauge", "model version",
+          "Rows in the last evaluated window."),
+    _spec("driftloop_data_quality_violations", "gauge", "model version",
+          "Data-quality violations in the last window."),
+    _spec("driftloop_events_late_total", "counter", "model",
+          "Events too late for their event-time window."),
+    _spec("driftloop_dead_letters_total", "counter", "",
+          "Records produced to the dead-letter topic."),
+    _spec("driftloop_label_join_pending", "gauge", "model kind",
+          "Rows waiting to be joined (kind: prediction, label)."),
+    _spec("driftloop_label_joins_total", "counter", "model",
+          "Predictions joined with their label."),
+    _spec("driftloop_label_join_expired_total", "counter", "model kind",
+          "Pending rows dropped after the label TTL."),
+    _spec("driftloop_retrain_launches_total", "counter", "model launcher outcome",
+          "Retrain launches by outcome (started, failed, duplicate)."),
+    _spec("driftloop_build_info", "gauge", "version python",
+          "Always 1; labels carry the build."),
+)
+# fmt: on
+
+_SPECS = {spec.name: spec for spec in METRICS}
+
+CANARY_STATUS: Mapping[str, int] = {"running": 0, "succeeded": 1, "failed": 2}
+
+# evaluation of one window: from about a millisecond (few features) to seconds
+_EVALUATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+def _number(value: Any) -> float:
+    """A gauge value from a result field; None (inconclusive) becomes NaN."""
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+class Metrics:
+    """Every driftloop metric, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry, *, build_version: str = "unknown") -> None:
+        self.registry = registry
+        self.events = self._counter("driftloop_events_total")
+        self.events_invalid = self._counter("driftloop_events_invalid_total")
+        self.windows = self._counter("driftloop_windows_total")
+        self.feature_drift_score = self._gauge("driftloop_feature_drift_score")
+        self.feature_drift_detected = self._gauge("driftloop_feature_drift_detected")
+        self.dataset_drift_share = self._gauge("driftloop_dataset_drift_share")
+        self.dataset_drift_detected = self._gauge("driftloop_dataset_drift_detected")
+        self.prediction_drift_score = self._gauge("driftloop_prediction_drift_score")
+        self.performance = self._gauge("driftloop_performance")
+        self.performance_degraded = self._gauge("driftloop_performance_degraded")
+        self.retrain_triggers = self._counter("driftloop_retrain_triggers_total")
+        self.canary_status = self._gauge("driftloop_canary_status")
+        self.canary_decisions = self._counter("driftloop_canary_decisions_total")
+        self.consumer_lag = self._gauge("driftloop_consumer_lag")
+        spec = _SPECS["driftloop_window_evaluation_seconds"]
+        self.window_evaluation_seconds = Histogram(
+            spec.name, spec.help, spec.labels, registry=registry, buckets=_EVALUATION_BUCKETS
+        )
+        self.prediction_drift_detected = self._gauge("driftloop_prediction_drift_detected")
+        self.performance_baseline = self._gauge("driftloop_performance_baseline")
+        self.window_rows = self._gauge("driftloop_window_rows")
+        self.quality_violations = self._gauge("driftloop_data_quality_violations")
+        self.events_late = self._counter("driftloop_events_late_total")
+        self.dead_letters = self._counter("driftloop_dead_letters_total")
+        self.join_pending = self._gauge("driftloop_label_join_pending")
+        self.label_joins = self._counter("driftloop_label_joins_total")
+        self.join_expired = self._counter("driftloop_label_join_expired_total")
+        self.retrain_launches = self._counter("driftloop_retrain_launches_total")
+        self.build_info = self._gauge("driftloop_build_info")
+        self.build_info.labels(build_version, platform.python_version()).set(1)
+
+    def _counter(self, name: str) -> Counter:
+        spec = _SPECS[name]
+        return Counter(spec.name, spec.help, spec.labels, registry=self.registry)
+
+    def _gauge(self, name: str) -> Gauge:
+        spec = _SPECS[name]
+        return Gauge(spec.name, spec.help, spec.labels, registry=self.registry)
+
+    # -- per window ---------------------------------------------------------------
+    def observe_window(self, model: str, version: str, result: Mapping[str, Any]) -> None:
+        """Set the drift, quality and performance gauges from a window result (design 6.1).
+
+        Parts that are absent or null (``performance`` without joined labels,
+        ``prediction_drift`` without predictions) leave their gauges as they were.
+        """
+        version = str(version)
+        self.windows.labels(model, version).inc()
+        if result.get("rows") is not None:
+            self.window_rows.labels(model, version).set(_number(result["rows"]))
+        if result.get("drift_share") is not None:
+            self.dataset_drift_share.labels(model, version).set(_number(result["drift_share"]))
+        if result.get("dataset_drift") is not None:
+            self.dataset_drift_detected.labels(model, version).set(
+                int(bool(result["dataset_drift"]))
+            )
+        for feature, drift in (result.get("features") or {}).items():
+            self.feature_drift_score.labels(model, version, feature, str(drift.get("method"))).set(
+                _number(drift.get("score"))
+            )
+            self.feature_drift_detected.labels(model, version, feature).set(
+                int(bool(drift.get("drift")))
+            )
+        prediction = result.get("prediction_drift")
+        if prediction:
+            self.prediction_drift_score.labels(model, version, str(prediction.get("method"))).set(
+                _number(prediction.get("score"))
+            )
+            self.prediction_drift_detected.labels(model, version).set(
+                int(bool(prediction.get("drift")))
+            )
+        quality = result.get("quality")
+        if quality is not None:
+            self.quality_violations.labels(model, version).set(len(quality.get("violations") or ()))
+        self.observe_performance(model, version, result.get("performance"))
+
+    def observe_performance(
+        self, model: str, version: str, performance: Mapping[str, Any] | None
+    ) -> None:
+        """Set the performance gauges from the ``performance`` part of a window result."""
+        if not performance:
+            return
+        metric = str(performance.get("metric"))
+        self.performance.labels(model, str(version), metric).set(_number(performance.get("value")))
+        if performance.get("baseline") is not None:
+            self.performance_baseline.labels(model, str(version), metric).set(
+                _number(performance["baseline"])
+            )
+        self.performance_degraded.labels(model, str(version)).set(
+            int(bool(performance.get("degraded")))
+        )
+
+    def observe_evaluation(self, model: str, seconds: float) -> None:
+        self.window_evaluation_seconds.labels(model).observe(seconds)
+
+    # -- per batch ----------------------------------------------------------------
+    def count_events(
+        self, model: str, version: str, kind: Literal["prediction", "label"], n: int
+    ) -> None:
+        if n:
+            self.events.labels(model, str(version), kind).inc(n)
+
+    def count_invalid(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.events_invalid.labels(reason).inc(n)
+
+    def count_dead_letters(self, n: int = 1) -> None:
+        if n:
+            self.dead_letters.inc(n)
+
+    def count_late(self, model: str, n: int = 1) -> None:
+        if n:
+            self.events_late.labels(model).inc(n)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(topic, str(partition)).set(max(0, lag))
+
+    def set_lags(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Lag per (topic, partition); call with the partitions currently assigned."""
+        for (topic, partition), lag in lags.items():
+            self.set_lag(topic, partition, lag)
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the lag series of partitions revoked in a rebalance (another replica owns them)."""
+        for topic, partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.consumer_lag.remove(topic, str(partition))
+
+    def set_join_pending(self, model: str, predictions: int, labels: int) -> None:
+        self.join_pending.labels(model, "prediction").set(predictions)
+        self.join_pending.labels(model, "label").set(labels)
+
+    def count_joined(self, model: str, n: int) -> None:
+        if n:
+            self.label_joins.labels(model).inc(n)
+
+    def count_expired(self, model: str, predictions: int, labels: int) -> None:
+        if predictions:
+            self.join_expired.labels(model, "prediction").inc(predictions)
+        if labels:
+            self.join_expired.labels(model, "label").inc(labels)
+
+    # -- triggers and canary ------------------------------------------------------
+    def count_retrain_trigger(self, model: str, reason: str) -> None:
+        self.retrain_triggers.labels(model, reason).inc()
+
+    def count_retrain_launch(self, model: str, launcher: str, outcome: str) -> None:
+        self.retrain_launches.labels(model, launcher, outcome).inc()
+
+    def set_canary_status(
+        self, model: str, status: Literal["running", "succeeded", "failed"]
+    ) -> None:
+        if status not in CANARY_STATUS:
+            raise ValueError(
+                f"canary status of {model}: got {status!r}, expected one of {list(CANARY_STATUS)}"
+            )
+        self.canary_status.labels(model).set(CANARY_STATUS[status])
+
+    def count_canary_decision(self, model: str, decision: Literal["promote", "rollback"]) -> None:
+        self.canary_decisions.labels(model, decision).inc()

@@ -1,0 +1,438 @@
+"""The state store on SQLite and PostgreSQL: every test runs on both."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, inspect, select, text
+
+from monitor import store_schema
+from monitor.migrations import MIGRATIONS, Migration
+from monitor.store import (
+    CanaryState,
+    PendingLabel,
+    PendingPrediction,
+    RetrainRun,
+    SchemaError,
+    Store,
+    StoreError,
+    TriggerState,
+)
+
+FAR = 10**13  # an expiry no test reaches
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store(store_url, clock=lambda: 1_700_000_000.0) as opened:
+        yield opened
+
+
+def _result(model: str, window: int, **extra: object) -> dict[str, object]:
+    return {"model": model, "version": "3", "window": window, "rows": 100, **extra}
+
+
+def _prediction(
+    request_id: str, model: str = "carloan", ts: int = 0, expires: int = FAR
+) -> PendingPrediction:
+    return PendingPrediction(
+        model, request_id, "3", 1, ts, expires, score=0.75, scores={"0": 0.25, "1": 0.75}
+    )
+
+
+def _label(
+    request_id: str, model: str = "carloan", ts: int = 10, expires: int = FAR
+) -> PendingLabel:
+    return PendingLabel(model, request_id, 1, ts, expires)
+
+
+# -- schema and migrations ----------------------------------------------------------
+def test_new_store_creates_every_table_at_version_one(store: Store) -> None:
+    assert store.applied_migrations == [1]
+    assert store.schema_version() == 1
+    tables = set(inspect(store.engine).get_table_names())
+    assert {t.name for t in store_schema.metadata.sorted_tables} <= tables
+
+
+def test_reopened_store_sees_the_same_state_and_runs_no_migration(store_url: str) -> None:
+    with Store(store_url) as first:
+        first.put_window("carloan", "3", "rows:0", 0, _result("carloan", 0))
+        with first.transaction() as tx:
+            tx.save_checkpoint("carloan", "3", "predictions", b"partial", {("predictions", 0): 42})
+            tx.commit_offsets("driftloop", {("predictions", 0): 42})
+        first.add_predictions([_prediction("r1")])
+        first.put_trigger_state(TriggerState("carloan", {"dataset_drift": 1}, cooldown_until_ms=99))
+        first.record_alert("fp", "2024-01-01T00:00:00Z", status="firing", payload={"a": 1})
+        with first.engine.connect() as conn:
+            applied_at = conn.execute(select(store_schema.schema_version)).all()
+    with Store(store_url) as second:
+        assert second.applied_migrations == []
+        with second.engine.connect() as conn:
+            assert conn.execute(select(store_schema.schema_version)).all() == applied_at
+        assert second.windows("carloan") == [_result("carloan", 0)]
+        [checkpoint] = second.load_checkpoints()
+        assert (checkpoint.state, checkpoint.offsets) == (b"partial", {("predictions", 0): 42})
+        assert second.offsets("driftloop") == {("predictions", 0): 42}
+        assert second.pending_counts()["carloan"].predictions == 1
+        state = second.get_trigger_state("carloan")
+        assert state is not None and state.consecutive == {"dataset_drift": 1}
+        assert state.cooldown_until_ms == 99
+        assert (
+            second.record_alert("fp", "2024-01-01T00:00:00Z", status="firing", payload={}) is False
+        )
+
+
+def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url: str) -> None:
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_store() -> None:
+        try:
+            barrier.wait(timeout=30)
+            opened.append(Store(store_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert sorted(len(s.applied_migrations) for s in opened) == [0, 0, 0, 1]
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_appended_migration_step_runs_once(store_url: str) -> None:
+    calls: list[int] = []
+
+    def add_notes(conn: Connection) -> None:
+        calls.append(1)
+        conn.execute(text("CREATE TABLE notes_v2 (id INTEGER PRIMARY KEY)"))
+
+    steps = (*MIGRATIONS, Migration(2, "notes", add_notes))
+    with Store(store_url) as first:
+        assert first.applied_migrations == [1]
+    with Store(store_url, migrations=steps) as second:
+        assert second.applied_migrations == [2]
+        assert second.schema_version() == 2
+    with Store(store_url, migrations=steps) as third:
+        assert third.applied_migrations == []
+    assert calls == [1]
+    with pytest.raises(SchemaError, match="schema version 2 is newer"):
+        Store(store_url)
+
+
+def test_failing_migration_step_leaves_the_previous_version(store_url: str) -> None:
+    def half_done(conn: Connection) -> None:
+        conn.execute(text("CREATE TABLE half_v2 (id INTEGER PRIMARY KEY)"))
+        raise RuntimeError("step 2 broke")
+
+    Store(store_url).close()
+    with pytest.raises(RuntimeError, match="step 2 broke"):
+        Store(store_url, migrations=(*MIGRATIONS, Migration(2, "broken", half_done)))
+    with Store(store_url) as reopened:
+        assert reopened.schema_version() == 1
+        assert "half_v2" not in inspect(reopened.engine).get_table_names()
+
+
+def test_migration_steps_out_of_order_are_refused(tmp_path: Path) -> None:
+    steps = (Migration(2, "two", lambda conn: None),)
+    with pytest.raises(SchemaError, match="expected 1, 2, 3"):
+        Store(f"sqlite:///{tmp_path / 'x.db'}", migrations=steps)
+
+
+def test_unsupported_database_url_names_the_expected_ones() -> None:
+    with pytest.raises(StoreError, match="expected sqlite:///PATH or postgresql"):
+        Store("mysql://root@localhost/db")
+
+
+# -- window results -------------------------------------------------------------------
+def test_replayed_window_overwrites_instead_of_adding(store: Store) -> None:
+    store.put_window("carloan", "3", "rows:0", 0, _result("carloan", 0, drift_share=0.1))
+    store.put_window("carloan", "3", "rows:1", 1, _result("carloan", 1))
+    store.put_window("carloan", "3", "rows:0", 0, _result("carloan", 0, drift_share=0.2))
+    found = store.windows("carloan")
+    assert [w["window"] for w in found] == [1, 0]
+    assert found[1]["drift_share"] == 0.2
+
+
+def test_windows_newest_first_with_limit_and_version(store: Store) -> None:
+    for i in range(5):
+        store.put_window("carloan", "3", f"rows:{i}", i, _result("carloan", i))
+    store.put_window("carloan", "4", "rows:0", 0, {"window": 0, "version": "4"})
+    store.put_window("other", "1", "rows:0", 0, _result("other", 0))
+    assert [w["window"] for w in store.windows("carloan", limit=3)] == [0, 4, 3]
+    assert [w["window"] for w in store.windows("carloan", version="3")] == [4, 3, 2, 1, 0]
+    assert store.windows("nobody") == []
+    assert store.last_window_index("carloan", "3") == 4
+    assert store.last_window_index("carloan", "9") is None
+
+
+def test_window_times_accept_epoch_ms_datetime_and_rfc3339(store: Store) -> None:
+    start = datetime(2019, 5, 1, tzinfo=UTC)
+    store.put_window("carloan", "3", "a", 0, {}, start, "2019-05-31T08:00:00Z")
+    store.put_window("carloan", "3", "b", 1, {}, 1_556_668_800_000, None)
+    t = store_schema.windows
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.c.window_key, t.c.start_ms, t.c.end_ms).order_by(t.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", 1_556_668_800_000, 1_559_289_600_000),
+        ("b", 1_556_668_800_000, None),
+    ]
+    with pytest.raises(StoreError, match="expected a timezone"):
+        store.put_window("carloan", "3", "c", 2, {}, datetime(2019, 5, 1), None)
+    with pytest.raises(StoreError, match="expected an RFC 3339"):
+        store.put_window("carloan", "3", "c", 2, {}, "yesterday", None)
+
+
+def test_nan_in_a_result_is_stored_as_null(store: Store) -> None:
+    store.put_window("carloan", "3", "rows:0", 0, {"drift_share": float("nan"), "rows": 5})
+    assert store.windows("carloan") == [{"drift_share": None, "rows": 5}]
+
+
+# -- unit of work: results, checkpoints, offsets ----------------------------------------
+def test_transaction_commits_results_checkpoint_and_offsets_together(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put_window("carloan", "3", "rows:0", 0, _result("carloan", 0))
+        tx.save_checkpoint("carloan", "3", "predictions", {"rows": 7}, {("predictions", 0): 107})
+        tx.commit_offsets("driftloop", {("predictions", 0): 107, ("labels", 2): 9})
+    assert len(store.windows("carloan")) == 1
+    assert store.load_checkpoints()[0].state == {"rows": 7}
+    assert store.offsets("driftloop") == {("predictions", 0): 107, ("labels", 2): 9}
+
+
+def test_failed_transaction_writes_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="crash"), store.transaction() as tx:
+        tx.put_window("carloan", "3", "rows:0", 0, _result("carloan", 0))
+        tx.save_checkpoint("carloan", "3", "predictions", b"x", {("predictions", 0): 107})
+        tx.commit_offsets("driftloop", {("predictions", 0): 107})
+        tx.add_predictions([_prediction("r1")])
+        raise RuntimeError("crash before commit")
+    assert store.windows("carloan") == []
+    assert store.load_checkpoints() == []
+    assert store.offsets("driftloop") == {}
+    assert store.pending_counts() == {}
+
+
+def test_checkpoints_round_trip_bytes_and_dicts_and_overwrite(store: Store) -> None:
+    store.save_checkpoint("carloan", "3", "predictions", b"\x00\xffold", {("predictions", 1): 5})
+    store.save_checkpoint("carloan", "3", "predictions", b"\x00\xffnew", {("predictions", 1): 9})
+    store.save_checkpoint("carloan", "3", "performance", {"pairs": [1, 2]}, {})
+    found = {c.kind: c for c in store.load_checkpoints()}
+    assert found["predictions"].state == b"\x00\xffnew"
+    assert found["predictions"].offsets == {("predictions", 1): 9}
+    assert found["performance"].state == {"pairs": [1, 2]}
+    assert found["performance"].updated_at_ms == 1_700_000_000_000
+    store.delete_checkpoint("carloan", "3", "predictions")
+    assert [c.kind for c in store.load_checkpoints()] == ["performance"]
+    with pytest.raises(StoreError, match="expected bytes or a dict"):
+        store.save_checkpoint("carloan", "3", "x", "text", {})  # type: ignore[arg-type]
+
+
+def test_offsets_are_kept_per_group_and_overwritten(store: Store) -> None:
+    store.commit_offsets("a", {("predictions", 0): 10})
+    store.commit_offsets("b", {("predictions", 0): 99})
+    store.commit_offsets("a", {("predictions", 0): 20, ("predictions", 1): 3})
+    assert store.offsets("a") == {("predictions", 0): 20, ("predictions", 1): 3}
+    assert store.offsets("b") == {("predictions", 0): 99}
+    assert store.offsets("c") == {}
+
+
+def test_two_stores_writing_at_once_both_succeed(store_url: str) -> None:
+    Store(store_url).close()
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            with Store(store_url) as own:
+                for i in range(30):
+                    with own.transaction() as tx:
+                        # read before write: a deferred SQLite transaction fails to upgrade here
+                        tx.offsets(name)
+                        tx.put_window(name, "1", f"rows:{i}", i, {"window": i})
+                        tx.commit_offsets(name, {("predictions", 0): i + 1})
+                        tx.join([(name, str(i))])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"m{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Store(store_url) as check:
+        assert [len(check.windows(f"m{n}", limit=1000)) for n in range(3)] == [30, 30, 30]
+        assert check.offsets("m1") == {("predictions", 0): 30}
+
+
+# -- label join ---------------------------------------------------------------------------
+def test_join_matches_labels_arriving_before_and_after_predictions(store: Store) -> None:
+    store.add_labels([_label("early")])
+    store.add_predictions(
+        [_prediction("early", ts=5), _prediction("late", ts=1), _prediction("none")]
+    )
+    store.add_labels([_label("late", ts=20)])
+    pairs = store.join([("carloan", "early"), ("carloan", "late"), ("carloan", "none")])
+    assert [(p.request_id, p.label, p.prediction_timestamp_ms) for p in pairs] == [
+        ("late", 1, 1),
+        ("early", 1, 5),
+    ]
+    assert pairs[0].score == 0.75 and pairs[0].scores == {"0": 0.25, "1": 0.75}
+    assert pairs[0].version == "3" and pairs[0].label_timestamp_ms == 20
+    counts = store.pending_counts()["carloan"]
+    assert (counts.predictions, counts.labels) == (1, 0)
+    assert store.join([("carloan", "early")]) == []
+
+
+def test_join_keys_only_look_at_those_keys(store: Store) -> None:
+    store.add_predictions([_prediction("a"), _prediction("b")])
+    store.add_labels([_label("a"), _label("b")])
+    assert [p.request_id for p in store.join([("carloan", "a"), ("other", "b")])] == ["a"]
+    assert [p.request_id for p in store.join()] == ["b"]
+
+
+def test_join_is_per_model(store: Store) -> None:
+    store.add_predictions([_prediction("1", model="carloan")])
+    store.add_labels([_label("1", model="fraud")])
+    assert store.join() == []
+
+
+def test_replayed_pending_rows_do_not_duplicate(store: Store) -> None:
+    store.add_predictions([_prediction("r1"), _prediction("r1")])
+    store.add_predictions([_prediction("r1")])
+    store.add_labels([_label("r1"), _label("r1")])
+    assert len(store.join()) == 1
+    assert store.pending_counts() == {}
+
+
+def test_expired_rows_do_not_join_and_expire_counts_per_model(store: Store) -> None:
+    store.add_predictions([_prediction("old", expires=100), _prediction("new", expires=500)])
+    store.add_predictions([_prediction("x", model="fraud", expires=50)])
+    store.add_labels([_label("old", expires=900), _label("lost", expires=100)])
+    assert store.join(now_ms=200) == []
+    expired = store.expire(200)
+    assert {m: (c.predictions, c.labels) for m, c in expired.items()} == {
+        "carloan": (1, 1),
+        "fraud": (1, 0),
+    }
+    counts = store.pending_counts()
+    assert {m: (c.predictions, c.labels) for m, c in counts.items()} == {"carloan": (1, 1)}
+    assert store.expire(200) == {}
+
+
+def test_bulk_join_of_thousands_of_rows(store: Store) -> None:
+    n = 3000
+    store.add_predictions(_prediction(str(i), ts=i) for i in range(n))
+    store.add_labels(_label(str(i)) for i in range(0, n, 3))
+    pairs = store.join([("carloan", str(i)) for i in range(n)])
+    assert [p.request_id for p in pairs] == [str(i) for i in range(0, n, 3)]
+    assert store.pending_counts()["carloan"].predictions == n - n // 3
+
+
+# -- triggers, runs, alerts, canary, decisions ---------------------------------------------
+def test_trigger_state_round_trips_and_overwrites(store: Store) -> None:
+    assert store.get_trigger_state("carloan") is None
+    store.put_trigger_state(TriggerState("carloan", {"dataset_drift": 1}))
+    store.put_trigger_state(
+        TriggerState("carloan", {"dataset_drift": 2}, 10, 3_600_010, "run-1", {"note": "x"})
+    )
+    store.put_trigger_state(TriggerState("fraud"))
+    state = store.get_trigger_state("carloan")
+    assert state == TriggerState(
+        "carloan", {"dataset_drift": 2}, 10, 3_600_010, "run-1", {"note": "x"}, 1_700_000_000_000
+    )
+    assert sorted(store.trigger_states()) == ["carloan", "fraud"]
+
+
+def test_retrain_runs_are_unique_by_idempotency_key(store: Store) -> None:
+    run = RetrainRun("run-1", "carloan", "dataset drift", "carloan:w7", "command", "pending", 1000)
+    assert store.create_run(run) is True
+    assert (
+        store.create_run(
+            RetrainRun("run-2", "carloan", "again", "carloan:w7", "command", "pending", 2000)
+        )
+        is False
+    )
+    assert store.create_run(run) is False
+    assert store.update_run(
+        "run-1", status="succeeded", finished_at_ms=5000, external_id="pid-9", detail={"exit": 0}
+    )
+    assert store.update_run("nope", status="failed") is False
+    found = store.run_by_key("carloan:w7")
+    assert found is not None and found.id == "run-1"
+    assert (found.status, found.finished_at_ms, found.external_id, found.detail) == (
+        "succeeded",
+        5000,
+        "pid-9",
+        {"exit": 0},
+    )
+    assert store.get_run("run-2") is None
+
+
+def test_runs_newest_first_filtered_by_model_and_status(store: Store) -> None:
+    for i, status in enumerate(["succeeded", "running", "failed"]):
+        store.create_run(
+            RetrainRun(f"r{i}", "carloan", "drift", f"k{i}", "command", status, 1000 * i)
+        )
+    store.create_run(RetrainRun("f0", "fraud", "drift", "f0", "webhook", "running", 9999))
+    assert [r.id for r in store.runs("carloan")] == ["r2", "r1", "r0"]
+    assert [r.id for r in store.runs(status="running")] == ["f0", "r1"]
+    assert [r.id for r in store.runs("carloan", limit=1)] == ["r2"]
+
+
+def test_alerts_dedupe_on_fingerprint_and_start(store: Store) -> None:
+    payload = {"labels": {"model": "carloan"}}
+    assert store.record_alert(
+        "fp1", "2024-01-01T00:00:00Z", status="firing", payload=payload, model="carloan"
+    )
+    assert not store.record_alert("fp1", "2024-01-01T00:00:00Z", status="firing", payload=payload)
+    assert not store.record_alert("fp1", "2024-01-01T00:00:00Z", status="resolved", payload=payload)
+    assert store.record_alert(
+        "fp1", "2024-01-02T00:00:00Z", status="firing", payload=payload, model="carloan"
+    )
+    found = store.alerts("carloan")
+    assert [(a.starts_at, a.status) for a in found] == [
+        ("2024-01-02T00:00:00Z", "firing"),
+        ("2024-01-01T00:00:00Z", "firing"),
+    ]
+    assert found[0].payload == payload and found[0].received_at_ms == 1_700_000_000_000
+
+
+def test_canary_state_round_trips(store: Store) -> None:
+    assert store.get_canary("carloan") is None
+    store.put_canary(CanaryState("carloan", "running", "3", "4", 1, 0, {"checks": [True]}))
+    store.put_canary(CanaryState("carloan", "failed", "3", "4", 1, 2, {"checks": [True, False]}))
+    found = store.get_canary("carloan")
+    assert found == CanaryState(
+        "carloan", "failed", "3", "4", 1, 2, {"checks": [True, False]}, 1_700_000_000_000
+    )
+    assert list(store.canary_states()) == ["carloan"]
+
+
+def test_decisions_newest_first(store: Store) -> None:
+    for i in range(4):
+        store.log_decision("carloan", "retrain", f"sentence {i}", at_ms=i)
+    store.log_decision("fraud", "none", "other model")
+    assert [d.sentence for d in store.decisions("carloan", limit=3)] == [
+        "sentence 3",
+        "sentence 2",
+        "sentence 1",
+    ]
+    assert store.decisions("fraud")[0].at_ms == 1_700_000_000_000
