@@ -95,7 +95,7 @@ class KafkaConfig(_Section):
     labels_topic: str = "labels"
     dead_letter_topic: str = "driftloop-dlq"
     formats: list[Literal["native", "kserve", "oip"]] = Field(
-        default_factory=lambda: ["native"], min_length=1
+        default_factory=lambda: ["native"], min_length=1  # type: ignore[arg-type]
     )
     # passed through to kafka-python's KafkaConsumer / KafkaProducer
     consumer: dict[str, Any] = Field(default_factory=dict)
@@ -135,7 +135,8 @@ class WindowConfig(_Section):
     @model_validator(mode="after")
     def _one_kind(self) -> WindowConfig:
         if self.rows is not None and self.duration is not None:
-            raise ValueError("set either rows (count window) or duration (event-time window), not both")
+            raise ValueError(
+                "set either rows (count window) or duration (event-time window), not both")
         if self.rows is None and self.duration is None:
             object.__setattr__(self, "rows", 5000)
         if self.duration is not None and self.duration <= 0:
@@ -156,7 +157,8 @@ class DriftConfig(_Section):
     share: Share = 0.5
     numeric_method: NumericMethod = "wasserstein"
     categorical_method: CategoricalMethod = "jensenshannon"
-    prediction_method: Literal["jensenshannon", "psi", "wasserstein", "ks", "linf"] = "jensenshannon"
+    prediction_method: Literal["jensenshannon", "psi", "wasserstein", "ks", "linf"] = (
+        "jensenshannon")
     threshold: Literal["auto"] | Annotated[float, Field(gt=0)] = "auto"
     # p-value methods (ks, chisquare, z) are corrected for the number of features
     correction: Literal["none", "bonferroni", "fdr"] = "bonferroni"
@@ -234,7 +236,12 @@ class AirflowLauncher(_Section):
 
 
 LauncherConfig = Annotated[
-    CommandLauncher | WebhookLauncher | KfpLauncher | ArgoLauncher | GithubLauncher | AirflowLauncher,
+    CommandLauncher
+    | WebhookLauncher
+    | KfpLauncher
+    | ArgoLauncher
+    | GithubLauncher
+    | AirflowLauncher,
     Field(discriminator="type"),
 ]
 
@@ -245,7 +252,7 @@ RetrainReason = Literal[
 
 class RetrainConfig(_Section):
     on: list[RetrainReason] = Field(
-        default_factory=lambda: ["dataset_drift", "performance_drop", "alert", "manual"]
+        default_factory=lambda: ["dataset_drift", "performance_drop", "alert", "manual"]  # type: ignore[arg-type]
     )
     consecutive_windows: PositiveInt = 2
     cooldown: Duration = 3600.0
@@ -333,7 +340,8 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
         loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
         loc = re.sub(r"\.(command|webhook|kfp|argo|github|airflow)(?=\.|$)", "", loc)
         if error["type"] == "extra_forbidden":
-            lines.append(f"{source} {loc}: unknown key (a typo?); remove it or check the documentation")
+            lines.append(f"{source} {loc}: unknown key (a typo?); remove it or check the "
+                         "documentation")
             continue
         got = error.get("input")
         shown = "nothing" if error["type"] == "missing" else repr(got)
@@ -366,7 +374,8 @@ def load_config(
     else:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config {path}: got a {type(raw).__name__}, expected a mapping of sections")
+        raise ConfigError(
+            f"config {path}: got a {type(raw).__name__}, expected a mapping of sections")
     raw = _apply_env(raw, os.environ if environ is None else environ)
     try:
         return Config.model_validate(raw)
