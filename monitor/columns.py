@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import detectors
-from monitor.tables import _canonical as canonical_category
+from monitor.tables import canonical_category
 
 __all__ = ["ColumnChunk", "to_columns"]
 

@@ -19,7 +19,7 @@ from monitor.config import ModelConfig
 from monitor.evaluation import LabeledRows, WindowMeta, evaluate_performance_window, evaluate_window
 from monitor.events import Prediction
 from monitor.store import JoinedPair
-from monitor.tables import _canonical as canonical_category
+from monitor.tables import canonical_category
 from monitor.windows import ClosedWindow, Stream
 
 __all__ = ["ModelPipeline", "PerformanceWindow", "WindowOutput", "iso_ms"]

@@ -6,6 +6,7 @@ pytest fixtures in ``tests/conftest.py`` wrap them. Nothing here kills by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,7 +38,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: Managed | None = None) -> None:
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: str, proc: Managed | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.popen.poll() is not None:
@@ -106,10 +109,8 @@ class Managed:
     def kill(self) -> None:
         """SIGKILL the whole process group (the crash in crash tests)."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.popen.wait(10)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -183,7 +184,8 @@ def _which(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise FileNotFoundError(f"none of {names} on PATH (apt-get install prometheus prometheus-alertmanager)")
+    raise FileNotFoundError(
+        f"none of {names} on PATH (apt-get install prometheus prometheus-alertmanager)")
 
 
 def start_prometheus(workdir: Path, config_file: Path) -> Managed:
@@ -197,7 +199,8 @@ def start_prometheus(workdir: Path, config_file: Path) -> Managed:
         port,
     ).start()
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "prometheus", proc)
+    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30,
+             "prometheus", proc)
     return proc
 
 
@@ -214,5 +217,6 @@ def start_alertmanager(workdir: Path, config_file: Path) -> Managed:
         port,
     ).start()
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "alertmanager", proc)
+    wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30,
+             "alertmanager", proc)
     return proc
