@@ -26,8 +26,9 @@ __all__ = ["evaluate_quality"]
 
 def evaluate_quality(profiles: Mapping[str, FeatureProfile], summary: WindowSummary,
                      settings: QualitySettings) -> QualityResult:
-    """Missing-ratio increase, unseen categories, out-of-range share, type violations and
-    absent columns. Ratios are over the window's rows (out-of-range: over present values)."""
+    """Missing-ratio increase, unseen categories, out-of-range share, type violations,
+    absent and extra columns. Ratios are over the window's rows (out-of-range: over
+    present values)."""
     rows = summary.n_rows
     missing: dict[str, float] = {}
     unseen: dict[str, list[str]] = {}
@@ -38,6 +39,10 @@ def evaluate_quality(profiles: Mapping[str, FeatureProfile], summary: WindowSumm
     for feature in sorted(absent):
         violations.append(f"column {feature} is missing in {summary.absent_rows[feature]} "
                           f"of {rows} rows")
+    extra = summary.extra_columns
+    for name in extra:
+        violations.append(f"column {name} is not in the baseline (in "
+                          f"{summary.extra_rows[name]} of {rows} rows)")
     for feature, profile in profiles.items():
         counts: NumericCounts | CategoricalCounts = (
             summary.numeric[feature] if feature in summary.numeric
@@ -73,4 +78,4 @@ def evaluate_quality(profiles: Mapping[str, FeatureProfile], summary: WindowSumm
         "inconclusive" if rows == 0 else "violation" if violations else "ok")
     return QualityResult(missing=missing, unseen_categories=unseen, out_of_range=out_of_range,
                          type_violations=type_violations, missing_columns=sorted(absent),
-                         violations=violations, status=status)
+                         violations=violations, status=status, extra_columns=extra)

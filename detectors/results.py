@@ -90,6 +90,7 @@ class QualityResult:
     missing_columns: list[str]
     violations: list[str] = field(default_factory=list)
     status: Literal["ok", "violation", "inconclusive"] = "ok"
+    extra_columns: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

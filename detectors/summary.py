@@ -19,7 +19,7 @@ Merging adds counts, so summaries from several replicas merge exactly.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -205,6 +205,8 @@ class WindowSummary:
     categorical: dict[str, CategoricalCounts]
     n_rows: int = 0
     absent_rows: dict[str, int] = field(default_factory=dict)
+    # columns the window had that the reference did not profile -> rows they came in
+    extra_rows: dict[str, int] = field(default_factory=dict)
     _indexes: dict[str, dict[Any, int]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -242,6 +244,17 @@ class WindowSummary:
     def add_type_violations(self, feature: str, count: int) -> None:
         self._counts(feature).type_violations += count
 
+    def add_extra_columns(self, names: Iterable[str], n_rows: int) -> None:
+        """Record columns outside the reference profile seen in ``n_rows`` rows (the caller
+        leaves out columns that are not features: ids, timestamps, labels)."""
+        for name in names:
+            if name not in self.profiles:
+                self.extra_rows[name] = self.extra_rows.get(name, 0) + n_rows
+
+    @property
+    def extra_columns(self) -> list[str]:
+        return sorted(name for name, rows in self.extra_rows.items() if rows > 0)
+
     def merge(self, other: WindowSummary) -> WindowSummary:
         if set(other.profiles) != set(self.profiles):
             raise ValueError(
@@ -250,15 +263,19 @@ class WindowSummary:
         absent = dict(self.absent_rows)
         for name, rows in other.absent_rows.items():
             absent[name] = absent.get(name, 0) + rows
+        extra = dict(self.extra_rows)
+        for name, rows in other.extra_rows.items():
+            extra[name] = extra.get(name, 0) + rows
         return WindowSummary(
             profiles=self.profiles,
             numeric={k: v.merge(other.numeric[k]) for k, v in self.numeric.items()},
             categorical={k: v.merge(other.categorical[k]) for k, v in self.categorical.items()},
-            n_rows=self.n_rows + other.n_rows, absent_rows=absent,
+            n_rows=self.n_rows + other.n_rows, absent_rows=absent, extra_rows=extra,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_rows": self.n_rows, "absent_rows": dict(self.absent_rows),
+                "extra_rows": dict(self.extra_rows),
                 "numeric": {k: v.to_dict() for k, v in self.numeric.items()},
                 "categorical": {k: v.to_dict() for k, v in self.categorical.items()}}
 
@@ -268,6 +285,8 @@ class WindowSummary:
         return cls(
             profiles=profiles, n_rows=int(data["n_rows"]),
             absent_rows={str(k): int(v) for k, v in data["absent_rows"].items()},
+            # absent from summaries stored before extra columns were tracked
+            extra_rows={str(k): int(v) for k, v in (data.get("extra_rows") or {}).items()},
             numeric={k: NumericCounts.from_dict(v) for k, v in data["numeric"].items()},
             categorical={k: CategoricalCounts.from_dict(v)
                          for k, v in data["categorical"].items()},

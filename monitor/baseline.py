@@ -60,17 +60,25 @@ class ColumnRoles:
     score: str | None = None
     id: str | None = None
     timestamp: str | None = None
+    excluded: tuple[str, ...] = ()  # --exclude: in the files, deliberately not features
+
+    @property
+    def not_features(self) -> set[str]:
+        """Columns a window may hold that are expected and not features."""
+        roles = (self.target, self.prediction, self.score, self.id, self.timestamp)
+        return {c for c in roles if c is not None} | set(self.excluded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "target": self.target,
                 "prediction": self.prediction, "score": self.score, "id": self.id,
-                "timestamp": self.timestamp}
+                "timestamp": self.timestamp, "excluded": list(self.excluded)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnRoles:
         return cls(features=tuple(str(f) for f in data["features"]), target=data.get("target"),
                    prediction=data.get("prediction"), score=data.get("score"),
-                   id=data.get("id"), timestamp=data.get("timestamp"))
+                   id=data.get("id"), timestamp=data.get("timestamp"),
+                   excluded=tuple(str(c) for c in data.get("excluded") or ()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +178,14 @@ class Baseline:
         return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
+        """Write the JSON document; raises InputError naming ``path`` when it cannot."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"baseline {path}: cannot be written "
+                             f"({exc.strerror or exc})") from None
         return path
 
     @classmethod
@@ -282,7 +295,8 @@ def build_baseline(
         model=model,
         task=cast(Task | None, task),
         columns=ColumnRoles(features=tuple(kinds), target=target, prediction=prediction,
-                            score=score, id=id_column, timestamp=timestamp),
+                            score=score, id=id_column, timestamp=timestamp,
+                            excluded=tuple(exclude)),
         features=features,
         prediction=prediction_profile,
         score=score_profile,

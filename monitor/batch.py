@@ -169,6 +169,10 @@ def evaluate_frame(
     # the role's drift is then null rather than a "missing column" quality violation
     profiles = {name: profile for name, profile in baseline.summary_profiles().items()
                 if name in baseline.features or name in frame.columns}
+    expected = set(baseline.summary_profiles()) | baseline.columns.not_features
+    if id_column is not None:
+        expected.add(id_column)
+    extra_columns = [c for c in frame.columns if c not in expected]
     for window, start in enumerate(range(0, len(frame), window_rows), start=1):
         rows = frame.iloc[start:start + window_rows]
         summary = detectors.WindowSummary.empty(profiles)
@@ -176,6 +180,7 @@ def evaluate_frame(
         summary.add(arrays, len(rows))
         for name, count in violations.items():
             summary.add_type_violations(name, count)
+        summary.add_extra_columns(extra_columns, len(rows))
         first, last = _time_range(baseline, rows)
         meta = WindowMeta(model=baseline.model, version=version, window=window,
                           first_offset=start, start=first, end=last)

@@ -96,13 +96,19 @@ def _baseline_build(args: argparse.Namespace) -> int:
     from monitor.baseline_io import sample_path_for
     from monitor.tables import read_table
 
+    try:  # before the build: a large frame must not be profiled only to fail at the end
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"baseline {args.out}: cannot be written "
+                         f"({exc.strerror or exc})") from None
     frame = read_table(args.data)
     baseline = build_baseline(
         frame, args.model, target=args.target, prediction=args.prediction, score=args.score,
         id_column=args.id_column, timestamp=args.timestamp, categorical=args.categorical,
         exclude=args.exclude, seed=args.seed, source=f"data file {args.data}")
     baseline.save(args.out)
-    console = Console(stderr=True)
+    # soft_wrap: a note is one line however narrow the terminal (and whole when piped)
+    console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
     kinds = [p.kind for p in baseline.features.values()]
     console.print(
         f"baseline {args.out}: model {baseline.model}, task {baseline.task or 'none'}, "
@@ -110,8 +116,12 @@ def _baseline_build(args: argparse.Namespace) -> int:
         f"{kinds.count('categorical')} categorical), {baseline.n_rows} rows")
     if args.sample_rows:
         sample_path = sample_path_for(args.out)
-        reference_sample(frame, baseline, args.sample_rows, args.seed).to_parquet(
-            sample_path, index=False)
+        try:
+            reference_sample(frame, baseline, args.sample_rows, args.seed).to_parquet(
+                sample_path, index=False)
+        except OSError as exc:
+            raise InputError(f"reference sample {sample_path}: cannot be written "
+                             f"({exc.strerror or exc})") from None
         console.print(f"reference sample {sample_path}: {min(args.sample_rows, len(frame))} rows")
     return 0
 
@@ -146,6 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, ConfigError) as exc:
         message = str(exc).strip().replace("\n", "; ")
         print(f"driftloop: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.command == "serve":
+            raise
+        # a file the batch commands read or write that the sites above did not name
+        subject = exc.filename if exc.filename is not None else "file"
+        print(f"driftloop: error: {subject}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("driftloop: interrupted", file=sys.stderr)

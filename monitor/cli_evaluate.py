@@ -81,6 +81,7 @@ def _quality_text(quality: dict[str, Any]) -> str:
               for name, share in quality["out_of_range"].items()]
     parts += [f"type {name} x{count}" for name, count in quality["type_violations"].items()]
     parts += [f"no column {name}" for name in quality["missing_columns"]]
+    parts += [f"extra column {name}" for name in quality.get("extra_columns", [])]
     return "\n".join(parts) or "ok"
 
 
@@ -170,6 +171,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     reference = None
     if args.report is not None:
         reference = _reference_rows(args, model_name or baseline.model, tracking_uri)
+        try:  # before the windows run: a long evaluation must not fail at its first report
+            args.report.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--report {args.report}: cannot create the directory "
+                             f"({exc.strerror or exc})") from None
     frame = read_table(args.data)
     id_column = args.id_column or baseline.columns.id
     labels = None
@@ -182,7 +188,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         window_rows=window_rows, source=f"data file {args.data}", labels=labels,
         id_column=id_column, version=str(args.model_version), on_bad_value=args.on_bad_value,
         report_dir=args.report, reference=reference)
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, soft_wrap=True, highlight=False)
     if args.format == "json":
         _, reports = evaluate_data(baseline, frame, model_config,
                                    emit=_json_writer(sys.stdout), **common)
@@ -193,5 +199,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                              progress=progress, **common)
         table_console().print(render_table(results))
     for path in reports:
-        stderr.print(f"report {path}")
+        stderr.print(f"report {path}", markup=False)  # a path is not rich markup
     return 0

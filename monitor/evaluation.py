@@ -84,8 +84,10 @@ def quality_settings(config: QualityConfig) -> detectors.QualitySettings:
 
 
 def _score_dict(result: detectors.DriftResult) -> dict[str, Any]:
+    # direction says how to read score against threshold: a p-value drifts below it
     return {"method": result.method, "score": _finite(result.score),
-            "threshold": result.threshold, "drift": result.drift, "status": result.status}
+            "threshold": result.threshold, "drift": result.drift, "status": result.status,
+            "direction": result.direction, "n": result.n_current}
 
 
 def _finite(value: float | None) -> float | None:
@@ -175,6 +177,7 @@ def evaluate_window(
             "out_of_range": quality.out_of_range,
             "type_violations": quality.type_violations,
             "missing_columns": quality.missing_columns,
+            "extra_columns": quality.extra_columns,
             "violations": quality.violations,
             "status": quality.status,
         },

@@ -66,6 +66,9 @@ def write_drift_report(baseline: Baseline, reference: pd.DataFrame, current: pd.
         Dataset.from_pandas(ref, data_definition=definition),
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(path))
+    except OSError as exc:
+        raise InputError(f"report {path}: cannot be written ({exc.strerror or exc})") from None
     return path

@@ -5,8 +5,14 @@ computation, so 1e-9. Wasserstein and KS are computed from 1000 reference-quanti
 bins, so against raw-data scipy they carry a binning error: Wasserstein within a
 piecewise-linear CDF per bin (measured < 5e-4 of a std here; asserted within
 2e-3), KS D within the largest fine-bin share (~0.001 per sample; asserted within
-3e-3) and its asymptotic p-value within 0.05 absolute. On integer data whose
-values are all bin edges both are exact (1e-9).
+3e-3) and its asymptotic p-value within 0.05 absolute (against scipy's and
+Evidently's ``ks`` alike). On integer data whose values are all bin edges both
+are exact (1e-9). Numeric PSI and Jensen-Shannon are measured on the reference's
+coarse quantile bins, not Evidently's Sturges bins over both samples, so their
+parity with Evidently's ``psi`` / ``jensenshannon`` is on the same bin
+assignments (each value's coarse bin, given to Evidently as a category): 1e-9.
+L-infinity has no Evidently stattest; scipy's Chebyshev distance on the shares
+is the same computation (1e-12).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pandas as pd
 import pytest
 from evidently.legacy.calculations.stattests.chisquare_stattest import _chi_stat_test
 from evidently.legacy.calculations.stattests.jensenshannon import _jensenshannon
+from evidently.legacy.calculations.stattests.ks_stattest import _ks_stat_test
 from evidently.legacy.calculations.stattests.psi import _psi
 from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
     _wasserstein_distance_norm,
@@ -25,6 +32,7 @@ from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
 from evidently.legacy.calculations.stattests.z_stattest import _z_stat_test
 from evidently.legacy.core import ColumnType
 from scipy import stats
+from scipy.spatial.distance import chebyshev
 from scipy.spatial.distance import jensenshannon as scipy_js
 
 from detectors import (
@@ -85,6 +93,9 @@ def test_ks_matches_scipy_asymptotic_on_raw_data(seed: int, shift: float, scale:
     assert p_value == pytest.approx(expected.pvalue, abs=0.05)
     en = round(30_000 * m / (30_000 + m))
     assert p_value == pytest.approx(stats.kstwo.sf(d, en), rel=1e-12)
+    evidently_p, _ = _ks_stat_test(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, 0.05)
+    assert p_value == pytest.approx(evidently_p, abs=0.05)
+    assert (p_value < 0.05) == (evidently_p < 0.05)
 
 
 def test_wasserstein_and_ks_are_exact_on_integer_data() -> None:
@@ -114,6 +125,14 @@ def test_numeric_psi_and_js_equal_scipy_on_the_coarse_quantile_bins() -> None:
     assert js == pytest.approx(scipy_js(rs, cs), abs=1e-9)
     psi_value, _ = drift_statistic(p, s.numeric["x"], "psi")
     assert psi_value == pytest.approx(float(np.sum((rs - cs) * np.log(rs / cs))), abs=1e-9)
+    # Evidently's own functions on the same bins: each value's coarse bin as a category
+    ref_bins = pd.Series(np.searchsorted(inner, ref, side="right"))
+    cur_bins = pd.Series(np.searchsorted(inner, cur, side="right"))
+    evidently_js, _ = _jensenshannon(ref_bins, cur_bins, ColumnType.Categorical, 0.1)
+    evidently_psi, _ = _psi(ref_bins, cur_bins, ColumnType.Categorical, 0.1)
+    assert js == pytest.approx(evidently_js, abs=1e-9)
+    assert psi_value == pytest.approx(evidently_psi, abs=1e-9)
+    assert psi_value > 0.01  # a real difference, so the parity is not 0 == 0
 
 
 REF_CAT = np.random.default_rng(3).choice(np.array(list("abcde"), dtype=object), size=8000,
@@ -152,7 +171,7 @@ def test_categorical_js_psi_chisquare_match_evidently_and_scipy(case: str) -> No
     c = np.array([cur_counts[k] for k in keys]) / cur.size
     assert js == pytest.approx(scipy_js(r, c), abs=1e-9)
     linf_value, _ = drift_statistic(p, window, "linf")
-    assert linf_value == pytest.approx(np.abs(r - c).max(), abs=1e-9)
+    assert linf_value == pytest.approx(chebyshev(r, c), abs=1e-12)
     if case != "unseen":
         chi = stats.chisquare(c * cur.size, r * cur.size)
         assert drift_statistic(p, window, "chisquare") == pytest.approx(

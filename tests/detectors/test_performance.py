@@ -69,6 +69,15 @@ def test_degradation_direction_follows_the_metric() -> None:
     higher_error = evaluate_performance("mae", Y_REG, PRED_REG, None, mae / 2, max_drop=0.1)
     lower_error = evaluate_performance("mae", Y_REG, PRED_REG, None, mae * 2, max_drop=0.1)
     assert higher_error.degraded and not lower_error.degraded
+    loss = float(skm.log_loss(Y, SCORE))
+    # lower is better for log_loss too: a rise beyond max_drop degrades, within it does not
+    assert evaluate_performance("log_loss", Y, PRED, SCORE, loss - 0.06, max_drop=0.05).degraded
+    assert not evaluate_performance("log_loss", Y, PRED, SCORE, loss - 0.04,
+                                    max_drop=0.05).degraded
+    assert not evaluate_performance("accuracy", Y, PRED, None, float(np.mean(Y == PRED)) + 0.04,
+                                    max_drop=0.05).degraded
+    assert evaluate_performance("accuracy", Y, PRED, None, float(np.mean(Y == PRED)) + 0.06,
+                                max_drop=0.05).degraded
 
 
 def test_few_labels_are_inconclusive_never_ok() -> None:

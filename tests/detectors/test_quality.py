@@ -78,3 +78,19 @@ def test_missing_columns_and_type_violations_are_violations() -> None:
 def test_empty_window_is_inconclusive() -> None:
     result = evaluate_quality(PROFILES, WindowSummary.empty(PROFILES), QualitySettings())
     assert result.status == "inconclusive"
+
+
+def test_extra_columns_are_reported_and_survive_merge_and_json() -> None:
+    first, second = _window(500), _window(300)
+    first.add_extra_columns(["coupon", "age"], 500)  # a profiled name is never extra
+    second.add_extra_columns(["coupon"], 300)
+    merged = first.merge(second)
+    result = evaluate_quality(PROFILES, merged, QualitySettings())
+    assert result.extra_columns == ["coupon"] and result.missing_columns == []
+    assert "column coupon is not in the baseline (in 800 of 800 rows)" in result.violations
+    assert result.status == "violation"
+    back = WindowSummary.from_dict(merged.to_dict(), PROFILES)
+    assert back.extra_rows == {"coupon": 800}
+    older = {k: v for k, v in merged.to_dict().items() if k != "extra_rows"}
+    assert WindowSummary.from_dict(older, PROFILES).extra_columns == []
+    assert evaluate_quality(PROFILES, _window(), QualitySettings()).extra_columns == []

@@ -218,3 +218,32 @@ def test_categorical_values_are_canonical_whatever_the_file_type() -> None:
     assert categorical_array(pd.Series(["True", "0"]), booleans=True).tolist() == [
         "true", "false"]
     assert all(type(v) is str for v in categorical_array(pd.Series([True, False])))
+
+
+@pytest.mark.parametrize(("labels", "task"), [
+    ([True, False] * 50, "binary"),
+    (["yes", "no"] * 50, "binary"),
+    ([0, 1] * 50, "binary"),
+    ([0.0, 1.0, None] * 30, "binary"),  # a float column of 0/1 with gaps (CSV-read ints)
+    (["cat", "dog", "eel"] * 30, "multiclass"),
+    ([1, 2, 3, 4, 5] * 20, "multiclass"),  # few integer values: classes
+    (list(range(100)), "regression"),  # many integer values: a quantity
+    (list(np.linspace(0.0, 1.0, 100)), "regression"),
+])
+def test_task_is_inferred_from_the_target_values(labels: list[object], task: str) -> None:
+    from monitor.baseline_perf import infer_task
+
+    frame = pd.DataFrame({"y": labels})
+    assert infer_task(frame, "y", None, "t.csv") == task
+    # without a target, the prediction column decides
+    assert infer_task(frame.rename(columns={"y": "p"}), None, "p", "t.csv") == task
+
+
+def test_baseline_build_records_every_role_and_keeps_roles_out_of_features(
+        reference: pd.DataFrame, baseline: Baseline) -> None:
+    roles = baseline.columns
+    assert (roles.target, roles.prediction, roles.score, roles.id, roles.timestamp) == (
+        "repaid", "prediction", "score", "request_id", "timestamp")
+    assert not {"repaid", "prediction", "score", "request_id", "timestamp"} & set(
+        baseline.features)
+    assert baseline.n_rows == len(reference)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -240,3 +241,195 @@ def test_console_script_runs_evaluate(example_files: ExampleFiles, example_basel
     assert missing.returncode == 2
     assert missing.stderr.strip().startswith("driftloop: error: baseline")
     assert "Traceback" not in missing.stderr
+
+
+def _task_frames(task: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(reference, current without labels, labels): 1000 stable rows in the current file,
+    then 1000 with ``x`` shifted by one std and worse predictions."""
+    rng = np.random.default_rng(seed)
+
+    def rows(n: int, shift: float, noise: float, first_id: int) -> pd.DataFrame:
+        x = rng.normal(shift, 1.0, n)
+        color = rng.choice(np.array(["red", "green", "blue"], dtype=object), n)
+        if task == "multiclass":
+            y = np.where(x < -0.5, "low", np.where(x < 0.5, "mid", "high")).astype(object)
+            flip = rng.random(n) < noise
+            p = np.where(flip, rng.choice(np.array(["low", "mid", "high"], dtype=object), n), y)
+        else:
+            y = 3.0 * x + 10.0 + rng.normal(0.0, 0.5, n)
+            p = 3.0 * x + 10.0 + noise * 10.0
+        return pd.DataFrame({"id": np.arange(first_id, first_id + n), "x": x, "color": color,
+                             "y": y, "p": p})
+
+    reference = rows(3000, 0.0, 0.1, 0)
+    current = pd.concat([rows(1000, 0.0, 0.1, 10_000), rows(1000, 1.0, 0.5, 11_000)],
+                        ignore_index=True)
+    labels = current[["id", "y"]].sample(frac=1.0, random_state=seed)  # joined on id, any order
+    return reference, current.drop(columns=["y"]), labels
+
+
+@pytest.mark.parametrize(("task", "metric", "config_metric"), [
+    ("multiclass", "f1", "f1"), ("regression", "mae", "mae")])
+def test_multiclass_and_regression_go_through_build_and_evaluate(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, task: str, metric: str,
+        config_metric: str) -> None:
+    from sklearn.metrics import f1_score, mean_absolute_error
+
+    reference, current, labels = _task_frames(task, seed=3)
+    paths = {name: tmp_path / f"{name}.csv" for name in ("reference", "current", "labels")}
+    for name, frame in zip(paths, (reference, current, labels), strict=True):
+        frame.to_csv(paths[name], index=False)
+    baseline_path = tmp_path / "baseline.json"
+    code, _, err = run(capsys, "baseline", "build", "--data", paths["reference"], "--model",
+                       task, "--target", "y", "--prediction", "p", "--id", "id", "--out",
+                       baseline_path)
+    assert code == 0, err
+    baseline = Baseline.load(baseline_path)
+    assert baseline.task == task and set(baseline.features) == {"x", "color"}
+    config = tmp_path / "driftloop.yaml"
+    config.write_text(f"models:\n  {task}:\n    baseline: {baseline_path}\n"
+                      f"    performance: {{metric: {config_metric}, max_drop: 0.05}}\n")
+    code, out, err = run(capsys, "evaluate", "--baseline", baseline_path, "--data",
+                         paths["current"], "--labels", paths["labels"], "--window-rows",
+                         "1000", "--config", config, "--model", task)
+    assert code == 0, err
+    stable, shifted = windows(out)
+    truth = current.merge(labels, on="id")
+    for result, part in ((stable, truth.iloc[:1000]), (shifted, truth.iloc[1000:])):
+        perf = result["performance"]
+        assert perf["metric"] == metric and perf["labeled_rows"] == 1000
+        expected = (f1_score(part["y"], part["p"], average="macro") if task == "multiclass"
+                    else mean_absolute_error(part["y"], part["p"]))
+        assert perf["value"] == pytest.approx(expected, rel=1e-9)
+        assert perf["max_drop"] == 0.05
+    assert not stable["performance"]["degraded"] and shifted["performance"]["degraded"]
+    assert not stable["features"]["x"]["drift"] and shifted["features"]["x"]["drift"]
+    assert not stable["features"]["color"]["drift"] and not shifted["features"]["color"]["drift"]
+
+
+def test_unwritable_outputs_are_one_error_line(capsys: pytest.CaptureFixture[str],
+                                               example_files: ExampleFiles,
+                                               example_baseline: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "baseline", "build", "--data", example_files.reference,
+                       "--model", "m", "--out", blocker / "baseline.json")
+    assert_user_error(code, err, str(blocker / "baseline.json"), "cannot be written")
+    code, out, err = run(capsys, "evaluate", "--baseline", example_baseline, "--data",
+                         example_files.current, "--window-rows", "5000", "--report",
+                         blocker / "reports")
+    assert_user_error(code, err, str(blocker / "reports"), "cannot create the directory")
+    assert out == ""  # refused before any window ran
+
+
+def test_evaluate_report_is_a_real_evidently_drift_report(
+        capsys: pytest.CaptureFixture[str], example_files: ExampleFiles,
+        example_baseline: Path, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    code, out, err = run(capsys, "evaluate", "--baseline", example_baseline, "--data",
+                         example_files.current, "--window-rows", "10000", "--report", reports)
+    assert code == 0, err
+    first = next(r for r in windows(out) if any(f["drift"] for f in r["features"].values()))
+    html = (reports / f"carloan-window-{first['window']:04d}.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500]
+    # Evidently's own page: its bundled UI (megabytes) and DataDriftPreset's widgets,
+    # with every feature of the baseline in them
+    assert len(html) > 1_000_000
+    for title in ("Share of Drifted Columns", "Dataset Drift", "Drift Score"):
+        assert title in html, title
+    for feature in json.loads(example_baseline.read_text())["columns"]["features"]:
+        assert feature in html, feature
+    assert str(reports / f"carloan-window-{first['window']:04d}.html") in err
+
+
+BAD_INPUTS = ["missing column", "empty file", "non-numeric value", "truncated baseline",
+              "wrong schema", "baseline is a list", "no such file", "unreadable parquet",
+              "unwritable out"]
+
+
+@pytest.mark.integration
+def test_console_script_bad_inputs_print_one_line_and_exit_2(
+        example_files: ExampleFiles, example_baseline: Path, tmp_path: Path) -> None:
+    # the real console script in subprocesses: nothing (pandas or pyarrow warnings,
+    # logging, a traceback) may reach stderr besides the one error line
+    script = Path(sys.executable).with_name("driftloop")
+    frame = pd.read_csv(example_files.current, nrows=300)
+    files = {name: tmp_path / name for name in
+             ("nocol.csv", "empty.csv", "bad.csv", "trunc.json", "schema.json", "list.json",
+              "broken.parquet")}
+    frame.drop(columns=["age"]).to_csv(files["nocol.csv"], index=False)
+    files["empty.csv"].write_text("")
+    bad = frame.astype({"car_value": object})
+    bad.loc[7, "car_value"] = "n/a?"
+    bad.to_csv(files["bad.csv"], index=False)
+    files["trunc.json"].write_text(example_baseline.read_text()[:500])
+    files["schema.json"].write_text('{"schema": "driftloop/baseline/v2"}')
+    files["list.json"].write_text("[]")
+    files["broken.parquet"].write_bytes(b"PAR1 this is not parquet")
+    (tmp_path / "blocker").write_text("")
+    def evaluate(baseline: Path, data: Path) -> list[str]:
+        return [str(script), "evaluate", "--window-rows", "100", "--baseline", str(baseline),
+                "--data", str(data)]
+
+    current = example_files.current
+    cases = {
+        "missing column": (evaluate(example_baseline, files["nocol.csv"]),
+                           [str(files["nocol.csv"]), "'age' not found"]),
+        "empty file": (evaluate(example_baseline, files["empty.csv"]),
+                       [str(files["empty.csv"]), "file is empty"]),
+        "non-numeric value": (evaluate(example_baseline, files["bad.csv"]),
+                              [str(files["bad.csv"]), "'car_value' row 8", "not a number"]),
+        "truncated baseline": (evaluate(files["trunc.json"], current),
+                               [str(files["trunc.json"]), "not valid JSON"]),
+        "wrong schema": (evaluate(files["schema.json"], current),
+                         [str(files["schema.json"]), "'driftloop/baseline/v2'"]),
+        "baseline is a list": (evaluate(files["list.json"], current),
+                               [str(files["list.json"]), "got a JSON list"]),
+        "no such file": (evaluate(example_baseline, tmp_path / "absent.csv"),
+                         [str(tmp_path / "absent.csv"), "file not found"]),
+        "unreadable parquet": (evaluate(example_baseline, files["broken.parquet"]),
+                               [str(files["broken.parquet"]), "cannot be read"]),
+        "unwritable out": ([str(script), "baseline", "build", "--data",
+                            str(example_files.reference), "--model", "m", "--out",
+                            str(tmp_path / "blocker" / "b.json")],
+                           [str(tmp_path / "blocker" / "b.json"), "cannot be written"]),
+    }
+    assert sorted(cases) == sorted(BAD_INPUTS)
+    # in parallel: each process spends most of its time importing
+    procs = {name: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env={**os.environ, "NO_COLOR": "1"})
+             for name, (argv, _) in cases.items()}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (name, err)
+        assert out == "", name
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("driftloop: error: "), (name, err)
+        for needle in cases[name][1]:
+            assert needle in lines[0], (name, lines[0])
+
+
+def test_extra_columns_are_a_quality_issue_but_roles_and_excluded_ones_are_not(
+        capsys: pytest.CaptureFixture[str], example_files: ExampleFiles,
+        tmp_path: Path) -> None:
+    reference = pd.read_csv(example_files.reference, nrows=3000)
+    current = pd.read_csv(example_files.current, nrows=1000)
+    current["coupon"] = "spring"
+    current["repaid"] = 1  # the target column, a role: expected in a file
+    paths = {"reference": tmp_path / "reference.csv", "current": tmp_path / "current.csv"}
+    reference.to_csv(paths["reference"], index=False)
+    current.to_csv(paths["current"], index=False)
+    baseline = tmp_path / "baseline.json"
+    code, _, err = run(capsys, "baseline", "build", "--data", paths["reference"], "--model",
+                       "carloan", "--target", "repaid", "--prediction", "prediction",
+                       "--score", "score", "--id", "request_id", "--timestamp", "timestamp",
+                       "--exclude", "credit_score", "--out", baseline)
+    assert code == 0, err
+    assert Baseline.load(baseline).columns.excluded == ("credit_score",)
+    code, out, err = run(capsys, "evaluate", "--baseline", baseline, "--data", paths["current"],
+                         "--window-rows", "500")
+    assert code == 0, err
+    for result in windows(out):
+        assert result["quality"]["extra_columns"] == ["coupon"]
+        assert "column coupon is not in the baseline (in 500 of 500 rows)" in \
+            result["quality"]["violations"]

@@ -57,8 +57,10 @@ def test_result_has_the_documented_shape(data: Any, baseline: Baseline) -> None:
     assert set(result["features"]) == set(baseline.feature_order)
     for score in [*result["features"].values(), result["prediction_drift"],
                   result["score_drift"]]:
-        assert {"method", "score", "threshold", "drift"} <= set(score)
+        assert {"method", "score", "threshold", "drift", "status", "direction", "n"} <= set(score)
         assert isinstance(score["threshold"], float) and score["threshold"] > 0
+        assert score["direction"] == "above" and score["n"] > 0  # distances by default
+        assert score["status"] == ("drift" if score["drift"] else "ok")
     assert {"missing", "unseen_categories", "violations"} <= set(result["quality"])
     assert result["performance"] is None  # no labels joined
     drifted = {n for n, f in result["features"].items() if f["drift"]}
@@ -89,6 +91,7 @@ def test_pvalue_method_is_bonferroni_corrected_and_overrides_apply(
     # car_value and credit_score are the p-value tests (age is overridden to psi)
     assert car["threshold"] == pytest.approx(0.05 / 2)
     assert car["drift"] is True and car["score"] < car["threshold"]
+    assert car["direction"] == "below"  # a p-value: drift below the threshold
     assert result["features"]["age"]["method"] == "psi"
     assert result["features"]["age"]["threshold"] == 0.25
 
