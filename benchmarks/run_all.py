@@ -1,7 +1,8 @@
-"""Run every ``benchmarks/bench_*.py`` in turn (``make bench``); stop at the first failure.
+"""Run every ``benchmarks/bench_*.py`` in turn (``make bench``).
 
 Each benchmark is its own process, so one's imports and memory do not colour the
-next one's figures. Extra arguments are passed to every benchmark.
+next one's figures. Every benchmark runs with its defaults (each script's own
+``--help`` lists its options); a failing one is reported and the rest still run.
 """
 
 from __future__ import annotations
@@ -14,20 +15,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def main(argv: list[str] | None = None) -> int:
-    extra = list(sys.argv[1:] if argv is None else argv)
+def main() -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if not scripts:
         print(f"no benchmarks in {HERE}", file=sys.stderr)
         return 1
+    failed = []
     for script in scripts:
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
-        code = subprocess.call([sys.executable, str(script), *extra], cwd=HERE.parent)
+        code = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
         print(f"== {script.name}: exit {code} after {time.perf_counter() - started:.0f} s",
               flush=True)
         if code != 0:
-            return code
+            failed.append(script.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
