@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -121,9 +122,15 @@ def require_model(request: Request, model: str) -> str:
     known: list[str] = request.app.state.models
     if model not in known:
         raise HTTPException(
-            404, f"unknown model {model!r}; configured: {', '.join(known) or 'none'}"
+            404, f"unknown model {_shown(model)}; configured: {', '.join(known) or 'none'}"
         )
     return model
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters: a reason echoes input, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- error handling ---------------------------------------------------------------
@@ -156,22 +163,56 @@ class _CatchAll:
             await json_response({"detail": reason}, 500)(scope, receive, send)
 
 
+_EXPECTED_TYPE = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "missing": "a value (this is required)",
+}
+
+
+def _expected(error: Any) -> str:
+    """What pydantic wanted, phrased for people ("an integer of at least 1")."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    if kind in _EXPECTED_TYPE:
+        return _EXPECTED_TYPE[kind]
+    bounds = {"greater_than_equal": ("ge", "of at least"), "less_than_equal": ("le", "of at most"),
+              "greater_than": ("gt", "above"), "less_than": ("lt", "below")}
+    if kind in bounds and bounds[kind][0] in ctx:
+        key, words = bounds[kind]
+        return f"a number {words} {ctx[key]}"
+    expected = str(error.get("msg", "a valid value"))
+    for prefix in ("Input should be ", "Value error, "):
+        expected = expected.removeprefix(prefix)
+    return expected
+
+
 def _validation_reason(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = " ".join(str(p) for p in error.get("loc", ()))
-        got = repr(error.get("input"))
-        got = got if len(got) <= 80 else got[:77] + "..."
-        expected = str(error.get("msg", "a valid value"))
-        for prefix in ("Input should be ", "Value error, "):
-            expected = expected.removeprefix(prefix)
+        got = _shown(error.get("input"))
+        expected = _expected(error)
         parts.append(f"{where}: got {got}, expected {expected}")
     return "; ".join(parts) or "invalid request"
 
 
 def install_error_handling(app: FastAPI) -> None:
-    """Validation errors answer 422 with one sentence; anything unexpected a logged 500."""
+    """Validation errors answer 422 with one sentence, a state store that cannot be
+    reached 503 (a client retries later), anything unexpected a logged 500."""
     app.add_middleware(_CatchAll)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _store_down(request: Request, exc: SQLAlchemyError) -> Response:
+        logger.warning("state store unavailable on %s %s: %s", request.method,
+                       request.url.path, exc)
+        reason = f"state store unavailable ({type(exc).__name__}); retry later"
+        return json_response({"detail": reason}, 503, {"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:

@@ -133,6 +133,15 @@ def create_trigger_router(
             batch = parse_alert_payload(body, max_body_bytes)
         except AlertPayloadError as exc:
             raise HTTPException(exc.status_code, exc.reason) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # a payload shape the parser did not foresee is still bad input, not a 500;
+            # logged with the trace so the parser gets fixed
+            log.warning("alert payload the parser could not handle", exc_info=True)
+            raise HTTPException(
+                400,
+                f"alert payload: not understood ({type(exc).__name__}); expected an "
+                "Alertmanager (version '4') or Grafana (version '1') webhook body",
+            ) from None
         try:
             new = 0
             for alert in batch.alerts:
@@ -208,6 +217,25 @@ def _reason(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:3]:
         loc = ".".join(str(p) for p in error["loc"]) or "body"
-        got = repr(error.get("input"))[:60]
-        parts.append(f"retrain request {loc}: got {got}, {error['msg'].lower()}")
+        got = repr(error.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        parts.append(f"retrain request {loc}: got {got}, expected {_expected(error)}")
     return "; ".join(parts)
+
+
+def _expected(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "one of " + ", ".join(ManualRetrainBody.model_fields)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "a JSON object (or an empty body)"
+    if kind == "json_invalid":
+        return f"a JSON object, not invalid JSON ({ctx.get('error', 'unparsable')})"
+    if kind == "string_type":
+        return "a string"
+    if kind == "string_too_short":
+        return f"text of at least {ctx.get('min_length')} character(s)"
+    if kind == "string_too_long":
+        return f"text of at most {ctx.get('max_length')} characters"
+    return str(error["msg"]).lower()

@@ -132,7 +132,7 @@ def parse_alert_payload(body: bytes, max_bytes: int) -> AlertBatch:
             f"alert payload: got a JSON {type(data).__name__}, expected an object"
         )
     version = data.get("version")
-    if version not in _SOURCES:
+    if not isinstance(version, str) or version not in _SOURCES:
         raise AlertPayloadError(
             f"alert payload version: got {version!r}, expected '4' (Alertmanager) or '1' (Grafana)"
         )

@@ -130,3 +130,11 @@ def test_grafana_signature_over_body_and_over_timestamped_body() -> None:
     assert not verify_grafana_signature(body + b" ", plain, "k")
     assert not verify_grafana_signature(body, None, "k")
     assert not verify_grafana_signature(body, plain, "")
+
+
+@pytest.mark.parametrize("version", [[""], {"a": 1}, 4, None])
+def test_a_version_that_is_not_a_string_is_a_400(version: object) -> None:
+    body = json.dumps({"version": version, "alerts": []}).encode()
+    with pytest.raises(AlertPayloadError) as caught:
+        parse_alert_payload(body, 1_000_000)
+    assert caught.value.status_code == 400
