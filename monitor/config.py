@@ -18,20 +18,33 @@ seconds; they are held as seconds (float) internally.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     model_validator,
+)
+
+from monitor.config_errors import format_validation_error, yaml_problem
+from monitor.config_values import (
+    Alpha,
+    AutoOrNonNegative,
+    AutoOrPositive,
+    ConfigError,
+    Duration,
+    NonNegative,
+    Port,
+    PositiveDuration,
+    PositiveInt,
+    Share,
+    parse_duration,
 )
 
 __all__ = [
@@ -57,107 +70,12 @@ __all__ = [
     "StateConfig",
     "WebhookLauncher",
     "WindowConfig",
-    "format_validation_error",
     "load_config",
     "parse_duration",
     "read_secret",
 ]
 
 ENV_PREFIX = "DRIFTLOOP__"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-class ConfigError(ValueError):
-    """Raised for a configuration that cannot be used; the message is for people."""
-
-
-def parse_duration(value: Any) -> float:
-    """``"1h"`` -> 3600.0; numbers are seconds. Raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 90s, 30m, 1h, 30d or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError("expected a duration like 90s, 30m, 1h, 30d or a number of seconds")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if seconds < 0:
-        raise ValueError("expected a non-negative duration")
-    return seconds
-
-
-def _number(value: Any, expected: str) -> float:
-    # bool is an int subclass: ``rows: true`` is a mistake, not 1
-    if isinstance(value, bool):
-        raise ValueError(expected)
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        raise ValueError(expected) from None
-
-
-def _positive_int(value: Any) -> int:
-    expected = "expected a positive integer"
-    number = _number(value, expected)
-    if number != number or number <= 0 or number != int(number):
-        raise ValueError(expected)
-    return int(number)
-
-
-def _checked(test: Any, expected: str) -> Any:
-    def check(value: Any) -> float:
-        number = _number(value, expected)
-        if number != number or not test(number):  # NaN fails every test
-            raise ValueError(expected)
-        return number
-
-    return check
-
-
-def _auto_or(test: Any, expected: str) -> Any:
-    check = _checked(test, expected)
-    return lambda value: "auto" if value == "auto" else check(value)
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("expected a positive duration like 90s, 30m, 1h or 30d")
-    return seconds
-
-
-def _port(value: Any) -> int:
-    expected = "expected a port number from 0 to 65535"
-    number = _number(value, expected)
-    if number != int(number) or not 0 <= number <= 65535:
-        raise ValueError(expected)
-    return int(number)
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
-Share = Annotated[
-    float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
-Alpha = Annotated[
-    float, BeforeValidator(_checked(lambda x: 0 < x < 1, "expected a number in (0, 1)"))]
-NonNegative = Annotated[
-    float, BeforeValidator(_checked(lambda x: x >= 0, "expected a non-negative number"))]
-Port = Annotated[int, BeforeValidator(_port)]
-# one message for the union: pydantic would report each member separately
-AutoOrPositive = Annotated[
-    Literal["auto"] | float,
-    BeforeValidator(_auto_or(lambda x: x > 0, "expected auto or a positive number")),
-]
-AutoOrNonNegative = Annotated[
-    Literal["auto"] | float,
-    BeforeValidator(_auto_or(lambda x: x >= 0, "expected auto or a non-negative number")),
-]
 
 
 class _Section(BaseModel):
@@ -399,125 +317,6 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[s
     return applied
 
 
-# pydantic error type -> what was expected, for people
-_EXPECTED_TYPE = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "finite_number": "a finite number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "missing": "a value (this key is required)",
-}
-_LAUNCHER_TAGS = ("command", "webhook", "kfp", "argo", "github", "airflow")
-
-
-def _expected(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind in _EXPECTED_TYPE:
-        return _EXPECTED_TYPE[kind]
-    if kind == "literal_error" and "expected" in ctx:
-        return f"one of {ctx['expected']}"
-    if kind == "union_tag_invalid":
-        return f"a launcher type, one of {', '.join(_LAUNCHER_TAGS)}"
-    if kind == "union_tag_not_found":
-        return f"a mapping with a type key, one of {', '.join(_LAUNCHER_TAGS)}"
-    if kind == "too_short" and ctx.get("min_length") == 1:
-        return "a non-empty list"
-    if kind == "string_pattern_mismatch":
-        return f"text matching {ctx.get('pattern')}"
-    message = str(error["msg"])
-    for prefix in ("Value error, ", "Input should be ", "expected "):
-        message = message.removeprefix(prefix)
-    return message
-
-
-def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The config model at ``loc`` (a pydantic error location), for listing its keys."""
-    model: type[BaseModel] | None = Config
-    pending = ""  # "dict": the next part is a key of a dict; "launcher": a launcher tag
-    for part in loc:
-        if pending == "launcher":
-            model, pending = _LAUNCHER_BY_TAG.get(str(part)), ""
-            if model is None:
-                return None
-            continue
-        if pending == "dict":
-            pending = ""
-            continue
-        field = model.model_fields.get(str(part)) if model is not None else None
-        if field is None:
-            return None
-        if part == "launcher":
-            pending = "launcher"
-            continue
-        model = _model_of(field.annotation)
-        if model is None:
-            return None
-        pending = "dict" if get_origin(field.annotation) is dict else ""
-    return model if not pending else None
-
-
-def _model_of(annotation: Any) -> Any:
-    """The section model of a field annotation: ``X``, ``X | None`` or ``dict[str, X]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def format_validation_error(
-    exc: ValidationError,
-    source: str = "config",
-    overrides: Mapping[tuple[str, ...], str] | None = None,
-) -> str:
-    """One line per problem: ``config <dotted.key>: got <value>, expected <what>``."""
-    lines: list[str] = []
-    seen: set[str] = set()
-    for error in exc.errors():
-        parts = [p for p in error["loc"] if not str(p).startswith("function-")]
-        # the union tag pydantic puts after "launcher" is not a key people write
-        tag = next((str(p) for i, p in enumerate(parts) if i and parts[i - 1] == "launcher"
-                    and p in _LAUNCHER_TAGS), None)
-        shown_parts = [str(p) for i, p in enumerate(parts)
-                       if not (i and parts[i - 1] == "launcher" and p in _LAUNCHER_TAGS)]
-        loc = ".".join(shown_parts) or "(top level)"
-        if loc in seen:  # one line per key, even when pydantic reports several
-            continue
-        seen.add(loc)
-        if error["type"] == "extra_forbidden":
-            section = _section_at(parts[:-1])
-            known = ", ".join(section.model_fields) if section is not None else ""
-            what = f"one of {known}" if known else "a documented key"
-            line = f"{source} {loc}: got an unknown key (a typo?), expected {what}"
-        else:
-            got = error.get("input")
-            if error["type"] == "union_tag_invalid":  # name the type key, not the mapping
-                loc, got = f"{loc}.type", (error.get("ctx") or {}).get("tag")
-            shown = "nothing" if error["type"] == "missing" else repr(got)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            expected = _expected(error)
-            if error["type"] == "missing" and tag is not None:
-                expected = f"a value (required by a {tag} launcher)"
-            line = f"{source} {loc}: got {shown}, expected {expected}"
-        variable = (overrides or {}).get(tuple(str(p) for p in shown_parts))
-        lines.append(f"{line} (set by {variable})" if variable else line)
-    return "\n".join(lines)
-
-
 def load_config(
     path: str | Path | None = None,
     *,
@@ -541,7 +340,7 @@ def load_config(
             reason = getattr(exc, "strerror", None) or str(exc)
             raise ConfigError(f"{source}: cannot be read ({reason})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(_yaml_problem(source, exc)) from None
+            raise ConfigError(yaml_problem(source, exc)) from None
         raw = {} if raw is None else raw
     else:
         raw = {}
@@ -553,14 +352,8 @@ def load_config(
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, overrides=applied)) from None
-
-
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"{source}{where}: not valid YAML ({problem})".replace("\n", " ")
+        raise ConfigError(
+            format_validation_error(exc, Config, _LAUNCHER_BY_TAG, overrides=applied)) from None
 
 
 _LAUNCHER_BY_TAG: dict[str, type[BaseModel]] = {

@@ -1,0 +1,121 @@
+"""Value types of the config: durations, bounded numbers, ports, ``auto`` or a number.
+
+Each validator raises ValueError("expected ...") so that the config's error
+lines read ``config <key>: got <value>, expected <what>``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
+
+__all__ = [
+    "Alpha",
+    "AutoOrNonNegative",
+    "AutoOrPositive",
+    "ConfigError",
+    "Duration",
+    "NonNegative",
+    "Port",
+    "PositiveDuration",
+    "PositiveInt",
+    "Share",
+    "parse_duration",
+]
+
+
+class ConfigError(ValueError):
+    """Raised for a configuration that cannot be used; the message is for people."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"1h"`` -> 3600.0; numbers are seconds. Raises ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 90s, 30m, 1h, 30d or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("expected a duration like 90s, 30m, 1h, 30d or a number of seconds")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError("expected a non-negative duration")
+    return seconds
+
+
+def _number(value: Any, expected: str) -> float:
+    # bool is an int subclass: ``rows: true`` is a mistake, not 1
+    if isinstance(value, bool):
+        raise ValueError(expected)
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ValueError(expected) from None
+
+
+def _positive_int(value: Any) -> int:
+    expected = "expected a positive integer"
+    number = _number(value, expected)
+    if number != number or number <= 0 or number != int(number):
+        raise ValueError(expected)
+    return int(number)
+
+
+def _checked(test: Any, expected: str) -> Any:
+    def check(value: Any) -> float:
+        number = _number(value, expected)
+        if number != number or not test(number):  # NaN fails every test
+            raise ValueError(expected)
+        return number
+
+    return check
+
+
+def _auto_or(test: Any, expected: str) -> Any:
+    check = _checked(test, expected)
+    return lambda value: "auto" if value == "auto" else check(value)
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("expected a positive duration like 90s, 30m, 1h or 30d")
+    return seconds
+
+
+def _port(value: Any) -> int:
+    expected = "expected a port number from 0 to 65535"
+    number = _number(value, expected)
+    if number != int(number) or not 0 <= number <= 65535:
+        raise ValueError(expected)
+    return int(number)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+Share = Annotated[
+    float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
+Alpha = Annotated[
+    float, BeforeValidator(_checked(lambda x: 0 < x < 1, "expected a number in (0, 1)"))]
+NonNegative = Annotated[
+    float, BeforeValidator(_checked(lambda x: x >= 0, "expected a non-negative number"))]
+Port = Annotated[int, BeforeValidator(_port)]
+# one message for the union: pydantic would report each member separately
+AutoOrPositive = Annotated[
+    Literal["auto"] | float,
+    BeforeValidator(_auto_or(lambda x: x > 0, "expected auto or a positive number")),
+]
+AutoOrNonNegative = Annotated[
+    Literal["auto"] | float,
+    BeforeValidator(_auto_or(lambda x: x >= 0, "expected auto or a non-negative number")),
+]
