@@ -8,6 +8,8 @@ prints one line, ``driftloop: error: <what>``, and exits with code 2; no traceba
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +133,14 @@ def _serve(args: argparse.Namespace) -> int:
     from monitor.runtime import run
 
     result = run(args.config)
-    return int(result) if isinstance(result, int) else 0
+    code = int(result) if isinstance(result, int) else 0
+    # Everything is persisted and every client closed by now. Leave without interpreter
+    # finalization: daemon threads of the Kafka clients and the HTTP server may still
+    # be inside C extensions, and tearing modules down under them can crash the exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

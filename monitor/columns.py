@@ -9,7 +9,9 @@ booleans as ``"true"``/``"false"``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -56,7 +58,12 @@ def _numeric(values: list[Any]) -> tuple[np.ndarray, int]:
     return out, bad
 
 
-def _categorical(values: list[Any], booleans: bool) -> np.ndarray:
+def _categorical(values: Sequence[Any], booleans: bool) -> np.ndarray:
+    kinds = set(map(type, values))
+    if not booleans and kinds <= {str, int}:  # the common cases, without a Python loop
+        out = np.empty(len(values), dtype=object)
+        out[:] = values if kinds == {str} else list(map(str, values))  # str(int) is canonical
+        return out
     out = np.array([v if type(v) is str else canonical_category(v) for v in values], dtype=object)
     if booleans:
         out = np.array([v if v is None else _BOOLEAN_WORDS.get(v.lower(), v) for v in out],
@@ -74,6 +81,9 @@ def to_columns(
     A profiled feature that no row carries is left out, so the summary records it as a
     missing column rather than as missing values.
     """
+    fast = _to_columns_fast(profiles, rows, extra)
+    if fast is not None:
+        return fast
     arrays: dict[str, np.ndarray] = {}
     violations: dict[str, int] = {}
     seen_keys: set[str] = set().union(*(row.keys() for row in rows)) if rows else set()
@@ -93,3 +103,54 @@ def to_columns(
             booleans = bool(categories) and set(categories) <= {"true", "false"}
             arrays[name] = _categorical(values, booleans)
     return ColumnChunk(arrays, violations, seen_keys - profiles.keys(), len(rows))
+
+
+def _to_columns_fast(
+    profiles: Mapping[str, detectors.FeatureProfile],
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Sequence[Any]] | None,
+) -> ColumnChunk | None:
+    """The same chunk for the usual case (every row has exactly the profiled features,
+    numeric cells are numbers or null), column-wise in C; None when a row differs."""
+    extra = extra or {}
+    names = [name for name in profiles if name not in extra]
+    if not rows or not names or set(map(len, rows)) != {len(names)}:
+        return None
+    numeric = [n for n in names if profiles[n].kind == "numeric"]
+    categorical = [n for n in names if profiles[n].kind != "numeric"]
+    arrays: dict[str, np.ndarray] = {}
+    try:  # a missing key (an extra one instead) raises KeyError
+        if numeric:
+            # None becomes NaN, booleans 0/1, numeric strings their number, as _numeric
+            numbers: Iterable[Any] = map(itemgetter(*numeric), rows)
+            if len(numeric) > 1:
+                numbers = chain.from_iterable(numbers)
+            table = np.fromiter(numbers, dtype=np.float64, count=len(rows) * len(numeric))
+            table = table.reshape(len(rows), len(numeric)).T.copy()
+            arrays.update(zip(numeric, table, strict=True))
+        if categorical:
+            cells = list(map(itemgetter(*categorical), rows))
+            columns: list[Sequence[Any]] = (list(zip(*cells, strict=True))
+                                            if len(categorical) > 1 else [cells])
+            for name, column in zip(categorical, columns, strict=True):
+                arrays[name] = _categorical(column, _is_boolean(profiles[name]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    violations: dict[str, int] = {}
+    for name, values in extra.items():
+        profile = profiles.get(name)
+        if profile is None:
+            continue
+        if profile.kind == "numeric":
+            arrays[name], bad = _numeric(list(values))
+            if bad:
+                violations[name] = bad
+        else:
+            arrays[name] = _categorical(list(values), _is_boolean(profile))
+    return ColumnChunk({name: arrays[name] for name in profiles if name in arrays}, violations,
+                       set(), len(rows))
+
+
+def _is_boolean(profile: detectors.FeatureProfile) -> bool:
+    categories = getattr(profile, "categories", [])
+    return bool(categories) and set(categories) <= {"true", "false"}

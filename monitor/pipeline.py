@@ -3,6 +3,12 @@
 The service routes decoded events here; a pipeline turns closed windows into
 window results (design section 6.1) with :func:`monitor.evaluation.evaluate_window`,
 the same call ``driftloop evaluate`` makes, so both agree on the same rows.
+
+Baselines are keyed: ``""`` for a file, the ``runs:/<id>`` URI for one from MLflow.
+:meth:`ModelPipeline.swap_baseline` (an alias moved) makes new windows use the new
+baseline while open windows finish on the one they were binned with; a baseline
+no open window uses is dropped. ``loader(key)`` loads an old baseline that a
+restored checkpoint still refers to.
 """
 
 from __future__ import annotations
@@ -57,11 +63,17 @@ class PerformanceWindow:
 
 class ModelPipeline:
     def __init__(self, name: str, config: ModelConfig, baseline: Baseline,
-                 on_late: Callable[[str, int], None] = lambda model, n: None) -> None:
+                 on_late: Callable[[str, int], None] = lambda model, n: None, *,
+                 baseline_key: str = "",
+                 loader: Callable[[str], Baseline] | None = None) -> None:
         self.name = name
         self.config = config
         self.baseline = baseline
+        self.baseline_key = baseline_key
         self.profiles = baseline.summary_profiles()
+        self._baselines: dict[str, tuple[Baseline, dict[str, Any]]] = {
+            baseline_key: (baseline, self.profiles)}
+        self._loader = loader
         self.streams: dict[tuple[str, int], Stream] = {}
         self.performance: dict[str, PerformanceWindow] = {}
         self.last_performance: dict[str, dict[str, Any]] = {}
@@ -79,20 +91,66 @@ class ModelPipeline:
                 prediction_column=roles.prediction if self.baseline.prediction else None,
                 score_column=roles.score if self.baseline.score else None,
                 on_late=lambda n: self._on_late(self.name, n),
+                baseline_key=self.baseline_key, profiles_for=self._profiles_for,
             )
             self.streams[(version, partition)] = stream
         return stream
 
+    @property
+    def joins_labels(self) -> bool:
+        """Whether labels can be evaluated: the baseline has a reference performance
+        and a prediction column (otherwise the service keeps no join state)."""
+        return self.baseline.performance is not None and self.baseline.prediction is not None
+
+    # -- baselines ------------------------------------------------------------------------
+    def _known(self, key: str) -> tuple[Baseline, dict[str, Any]]:
+        found = self._baselines.get(key)
+        if found is None:
+            if self._loader is None or not key:
+                # a checkpoint of another baseline and no way to load it: bin on the current
+                return self._baselines[self.baseline_key]
+            baseline = self._loader(key)
+            found = self._baselines[key] = (baseline, baseline.summary_profiles())
+        return found
+
+    def _profiles_for(self, key: str) -> Any:
+        return self._known(key)[1]
+
+    def swap_baseline(self, key: str, baseline: Baseline) -> None:
+        """New windows use ``baseline``; open windows finish on the one they started with."""
+        self.baseline, self.baseline_key = baseline, key
+        self.profiles = baseline.summary_profiles()
+        self._baselines[key] = (baseline, self.profiles)
+        for stream in self.streams.values():
+            stream.set_baseline(key, self.profiles)
+        self._prune()
+
+    def _prune(self) -> None:
+        live = {self.baseline_key} | {w.baseline for s in self.streams.values()
+                                      for w in s.open.values()}
+        for key in [k for k in self._baselines if k not in live]:
+            del self._baselines[key]
+
     def add(self, event: Prediction) -> list[ClosedWindow]:
         return self.stream(event.version, event.partition).add(event)
+
+    def add_many(self, version: str, partition: int,
+                 events: list[Prediction]) -> list[ClosedWindow]:
+        """Events of one (version, partition), in offset order."""
+        return self.stream(version, partition).add_many(events)
 
     def evaluate(self, closed: ClosedWindow) -> WindowOutput:
         window = closed.window
         meta = WindowMeta(model=self.name, version=closed.version, window=window.index,
                           first_offset=window.first_offset, start=iso_ms(closed.bounds_ms[0]),
                           end=iso_ms(closed.bounds_ms[1]))
-        result = evaluate_window(self.baseline, window.summary, self.config, meta)
+        result = evaluate_window(self._known(window.baseline)[0], window.summary, self.config,
+                                 meta)
         result["partition"] = closed.partition
+        if window.baseline:
+            result["baseline"] = window.baseline
+        if window.baseline != self.baseline_key:
+            self._prune()
         if window.extra_keys:
             extra = sorted(window.extra_keys)
             quality = result.setdefault("quality", {})

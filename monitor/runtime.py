@@ -10,8 +10,10 @@ committed before the process exits 0.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -20,24 +22,34 @@ from typing import Any
 
 import uvicorn
 from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.api import Dependency, ServiceStatus, create_app
+from monitor.api import Dependency, ServiceStatus, check_bind, create_app
 from monitor.api_triggers import create_trigger_router
 from monitor.baseline_io import load_baseline
 from monitor.codecs import Decoder
-from monitor.config import Config, load_config, read_secret
+from monitor.config import Config, ConfigError, load_config, read_secret
 from monitor.deadletter import DeadLetterWriter
+from monitor.errors import InputError
 from monitor.kafka import broker_reachable, consumer_lag, make_consumer, make_producer
 from monitor.metrics import Metrics
 from monitor.pipeline import ModelPipeline
 from monitor.reactor import RetrainReactor
+from monitor.registry_watch import RegistryWatch, initial_baseline, watch_for
 from monitor.service import Reactor, Service
 from monitor.store import Store
 
 __all__ = ["Runtime", "build", "run"]
 
 log = logging.getLogger("driftloop")
+
+# how long one attempt to reach the bootstrap servers waits before the loop retries
+CONNECT_TIMEOUT_MS = 5000
+# a consumer with no partitions this long while the broker answers is replaced
+STUCK_JOIN_SECONDS = 30.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -57,29 +69,57 @@ class _Rebalance(ConsumerRebalanceListener):
 class Runtime:
     config: Config
     service: Service
-    consumer: Any
+    consumer: Any  # None until a broker answers (``connect``)
     producer: Any
     store: Store
     registry: CollectorRegistry
     metrics: Metrics
     stopping: threading.Event
     reactor: Reactor | None = None
-    broker_ok: bool = True
-    last_poll_error: str | None = None
+    broker_ok: bool = False  # ready only once the Kafka clients are connected
+    last_poll_error: str | None = "not connected to the broker yet"
+    watch: RegistryWatch | None = None  # baselines that follow an MLflow alias
 
     def status(self) -> ServiceStatus:
         broker_reason = "" if self.broker_ok else (self.last_poll_error or "unreachable")
         store_ok = self.store.ping()
+        mlflow = () if self.watch is None else (
+            Dependency("mlflow", self.watch.last_error is None, self.watch.last_error or ""),)
         return ServiceStatus((
+            *mlflow,
             Dependency("broker", self.broker_ok, broker_reason),
             Dependency("state_store", store_ok, "" if store_ok else "not answering"),
         ))
 
+    def connect(self) -> bool:
+        """Create the Kafka clients; False, and not ready, while no broker answers."""
+        kafka = self.config.kafka
+        try:
+            if self.producer is None:
+                self.producer = make_producer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+            if self.consumer is None:
+                self.consumer = make_consumer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+        except KafkaError as exc:
+            self.broker_ok = False
+            self.last_poll_error = (f"no broker answers at {', '.join(kafka.bootstrap_servers)} "
+                                    f"({type(exc).__name__})")
+            log.warning("%s; retrying", self.last_poll_error)
+            return False
+        self.service.consumer = self.consumer
+        self.service.dead_letters = DeadLetterWriter(self.producer, kafka.dead_letter_topic)
+        self.broker_ok, self.last_poll_error = True, None
+        return True
+
     def loop(self) -> None:
         kafka = self.config.kafka
-        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic],
-                                listener=_Rebalance(self))
+        # a broker that is down at start makes the service not ready, not a crash
+        while not self.stopping.is_set() and not self.connect():
+            self.stopping.wait(2.0)
+        if self.stopping.is_set():
+            return
+        self._subscribe()
         last_check = 0.0
+        unassigned_since: float | None = None
         needs_rewind = False
         while not self.stopping.is_set():
             if needs_rewind:
@@ -87,6 +127,9 @@ class Runtime:
                 if needs_rewind:
                     self.stopping.wait(1.0)
                     continue
+            if self.watch is not None:  # between batches: a window boundary
+                for change in self.watch.take():
+                    self.service.swap_baseline(change.model, change.key, change.baseline)
             try:
                 self.service.step()
             except Exception as exc:  # stay up: report, back off, reload the stored state
@@ -104,8 +147,33 @@ class Runtime:
                     f"no answer from {', '.join(kafka.bootstrap_servers)}")
                 with contextlib.suppress(Exception):  # lag is best effort
                     self.metrics.set_lags(consumer_lag(self.consumer))
+                # a group join that never completes (seen after a broker restart) leaves
+                # the consumer without partitions for good: start a new one
+                if self.consumer.assignment() or not self.broker_ok:
+                    unassigned_since = None
+                elif unassigned_since is None:
+                    unassigned_since = now
+                elif now - unassigned_since > STUCK_JOIN_SECONDS:
+                    log.warning("no partitions assigned for %.0f s although the broker answers: "
+                                "starting a new consumer", now - unassigned_since)
+                    unassigned_since = None
+                    self._recreate_consumer()
         if not needs_rewind:
             self.service.persist(force=True)
+
+    def _subscribe(self) -> None:
+        kafka = self.config.kafka
+        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic],
+                                listener=_Rebalance(self))
+
+    def _recreate_consumer(self) -> None:
+        old, self.consumer = self.consumer, None
+        with contextlib.suppress(Exception):
+            old.close(autocommit=False)
+        while not self.stopping.is_set() and not self.connect():
+            self.stopping.wait(2.0)
+        if self.consumer is not None:
+            self._subscribe()
 
     def _rewind(self) -> bool:
         """Reload the stored state and seek to its offsets; False if that failed too."""
@@ -123,9 +191,11 @@ class Runtime:
         return True
 
     def close(self) -> None:
-        for closer in (self.consumer.close, self.producer.close, self.store.close):
+        for client in (self.consumer, self.producer, self.store):
+            if client is None:
+                continue
             try:
-                closer()
+                client.close()
             except Exception as exc:
                 log.warning("while closing: %s", exc)
 
@@ -138,10 +208,12 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     if reactor is None:
         reactor = RetrainReactor.from_config(config, store, metrics)
     pipelines = {}
+    tracking_uri = config.mlflow.tracking_uri
     for name, model_config in config.models.items():
-        baseline = load_baseline(model_config.baseline, model=name,
-                                 tracking_uri=config.mlflow.tracking_uri)
-        pipelines[name] = ModelPipeline(name, model_config, baseline, on_late=metrics.count_late)
+        baseline, key = initial_baseline(model_config.baseline, name, tracking_uri)
+        pipelines[name] = ModelPipeline(
+            name, model_config, baseline, on_late=metrics.count_late, baseline_key=key,
+            loader=lambda uri: load_baseline(uri, tracking_uri=tracking_uri))
     decoder = Decoder(
         config.kafka.formats,
         max_record_bytes=config.kafka.max_record_bytes,
@@ -150,13 +222,12 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
         endpoint_version=lambda model, endpoint: config.kafka.endpoint_versions.get(endpoint),
         known_models=lambda model: model in pipelines,
     )
-    consumer = make_consumer(config.kafka)
-    producer = make_producer(config.kafka)
-    dead_letters = DeadLetterWriter(producer, config.kafka.dead_letter_topic)
-    service = Service(config, pipelines, store, metrics, decoder, consumer, dead_letters,
+    # the Kafka clients are created by Runtime.connect, in the loop
+    service = Service(config, pipelines, store, metrics, decoder, None, None,
                       reactor=reactor)
-    return Runtime(config, service, consumer, producer, store, registry, metrics, threading.Event(),
-                   reactor)
+    watch = watch_for(config, {name: p.baseline_key for name, p in pipelines.items()})
+    return Runtime(config, service, None, None, store, registry, metrics, threading.Event(),
+                   reactor, watch=watch)
 
 
 def _serve_http(runtime: Runtime) -> uvicorn.Server:
@@ -172,7 +243,15 @@ def _serve_http(runtime: Runtime) -> uvicorn.Server:
             grafana_secret=read_secret(server_config.grafana_hmac_secret_env)))
     server = uvicorn.Server(uvicorn.Config(app, host=server_config.host, port=server_config.port,
                                            log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="driftloop-http", daemon=True)
+    # bound here, not in uvicorn's thread: a port in use must stop the start, not leave
+    # a service running without its API
+    try:
+        sock = socket.create_server((server_config.host, server_config.port))
+    except OSError as exc:
+        raise InputError(f"server {server_config.host}:{server_config.port}: cannot listen "
+                         f"({exc.strerror or exc}); check server.host and server.port") from None
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name="driftloop-http", daemon=True)
     thread.start()
     return server
 
@@ -181,17 +260,37 @@ def run(config_path: str | Path) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path)
-    runtime = build(config)
-    server = _serve_http(runtime)
-    if isinstance(runtime.reactor, RetrainReactor):
-        runtime.reactor.start()  # run-status polling and launch retries
+    try:
+        check_bind(config.server.host, read_secret(config.server.auth_token_env))
+    except ValueError as exc:
+        raise ConfigError(f"config {exc}") from None
+    try:
+        runtime = build(config)
+    except SQLAlchemyError as exc:
+        url = make_url(config.state.url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InputError(f"state.url {url}: cannot open the state store ({reason})") from None
+    # Every event allocates a dict of features: with the default thresholds the young
+    # generation is collected every 700 allocations and the old one rescans everything
+    # MLflow, SQLAlchemy and FastAPI created at import, about a third of the consume
+    # rate (benchmarks/bench_service.py). Start-up objects are frozen out of collection
+    # and young collections run every 50k allocations, which bounds them all the same.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("received %s: finishing the in-flight batch", signal.Signals(signum).name)
         runtime.stopping.set()
 
+    # before the API answers: whoever sees it up may send SIGTERM at once
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    server = _serve_http(runtime)
+    if isinstance(runtime.reactor, RetrainReactor):
+        runtime.reactor.start()  # run-status polling and launch retries
+    if runtime.watch is not None:
+        runtime.watch.start()
+
     log.info("driftloop serving %d model(s) on http://%s:%d", len(config.models),
              config.server.host, config.server.port)
     try:
@@ -200,6 +299,8 @@ def run(config_path: str | Path) -> int:
         server.should_exit = True
         if isinstance(runtime.reactor, RetrainReactor):
             runtime.reactor.stop()
+        if runtime.watch is not None:
+            runtime.watch.stop()
         runtime.close()
     log.info("driftloop stopped cleanly")
     return 0
