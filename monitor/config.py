@@ -44,6 +44,7 @@ from monitor.config_values import (
     PositiveDuration,
     PositiveInt,
     Share,
+    YamlLoader,
     parse_duration,
 )
 
@@ -308,7 +309,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[s
                 node[part] = child
             node = child
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else raw
         except yaml.YAMLError:
             raise ConfigError(
                 f"config {'.'.join(path)}: got {raw!r} from {name}, expected a YAML value "
@@ -335,7 +336,7 @@ def load_config(
         raw = dict(data)
     elif path is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YamlLoader)
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BeforeValidator
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "PositiveDuration",
     "PositiveInt",
     "Share",
+    "YamlLoader",
     "parse_duration",
 ]
 
@@ -119,3 +121,17 @@ AutoOrNonNegative = Annotated[
     Literal["auto"] | float,
     BeforeValidator(_auto_or(lambda x: x >= 0, "expected auto or a non-negative number")),
 ]
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where ``on``, ``off``,
+    ``yes``, ``no`` are booleans too, which would turn the documented key ``retrain.on``
+    into ``True``."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))

@@ -245,3 +245,28 @@ def test_env_override_that_is_not_yaml_is_refused() -> None:
     assert str(caught.value) == ("config kafka.group_id: got '[unclosed' from "
                                  "DRIFTLOOP__KAFKA__GROUP_ID, expected a YAML value (quote it "
                                  "if it is text)")
+
+
+def test_retrain_on_is_a_key_not_a_yaml_1_1_boolean(tmp_path: Path) -> None:
+    # PyYAML reads YAML 1.1, where a bare `on` is True: the documented key must survive
+    path = tmp_path / "driftloop.yaml"
+    path.write_text(
+        "models:\n"
+        "  carloan:\n"
+        "    baseline: b.json\n"
+        "    retrain:\n"
+        "      on: [dataset_drift, alert]\n"
+        "      launcher: {type: command, argv: [train, 'yes', no, off]}\n"
+        "kafka:\n"
+        "  consumer: {check_crcs: true}\n"
+    )
+    config = load_config(path, environ={})
+    retrain = config.models["carloan"].retrain
+    assert retrain.on == ["dataset_drift", "alert"]
+    assert retrain.launcher is not None and retrain.launcher.argv == ["train", "yes", "no", "off"]
+    assert config.kafka.consumer == {"check_crcs": True}
+
+
+def test_env_override_keeps_yes_as_text() -> None:
+    config = load_config(data={}, environ={"DRIFTLOOP__KAFKA__GROUP_ID": "yes"})
+    assert config.kafka.group_id == "yes"
