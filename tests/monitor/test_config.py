@@ -270,3 +270,63 @@ def test_retrain_on_is_a_key_not_a_yaml_1_1_boolean(tmp_path: Path) -> None:
 def test_env_override_keeps_yes_as_text() -> None:
     config = load_config(data={}, environ={"DRIFTLOOP__KAFKA__GROUP_ID": "yes"})
     assert config.kafka.group_id == "yes"
+
+
+# design.md section 5, verbatim (long comment lines and all): the contract's own example
+# must load as written
+DESIGN_EXAMPLE = """
+kafka:
+  bootstrap_servers: ["127.0.0.1:9092"]
+  group_id: driftloop
+  predictions_topic: predictions
+  labels_topic: labels
+  dead_letter_topic: driftloop-dlq
+  formats: [native]                 # native, kserve, oip
+  consumer: {}                      # passed to kafka-python's KafkaConsumer (e.g. max_poll_interval_ms)
+  producer: {}                      # passed to KafkaProducer (dead letters)
+state:
+  url: sqlite:///driftloop.db       # or postgresql+psycopg://user@host/db
+mlflow:
+  tracking_uri: null                # null: registry features off
+server:
+  host: 127.0.0.1
+  port: 8080
+  auth_token_env: DRIFTLOOP_TOKEN   # bearer token for mutating endpoints
+models:
+  carloan:
+    baseline: ./baseline.json       # or "mlflow:champion": the artifact of the version behind that alias
+    window:
+      rows: 5000                    # tumbling count window; or `duration: 1h` (event time)
+    drift:
+      share: 0.5                    # dataset drift when at least this share of features drift
+    performance:
+      metric: accuracy              # accuracy, f1, roc_auc, log_loss, mae, rmse
+      max_drop: 0.02
+      window_rows: 5000             # joined (prediction, label) pairs per performance window
+    retrain:
+      on: [dataset_drift, performance_drop, alert]
+      consecutive_windows: 2
+      cooldown: 1h
+      launcher:
+        type: command               # command, webhook, kfp, argo, github, airflow
+        argv: ["python", "train.py", "--model", "{model}", "--reason", "{reason}"]
+    canary:
+      champion_alias: champion
+      challenger_alias: challenger
+      min_events: 2000              # per arm and interval before a check counts
+      iterations: 3                 # passing checks in a row to promote
+      threshold: 2                  # failed checks to roll back
+      max_performance_drop: 0.0
+"""
+
+
+def test_the_design_example_config_loads(tmp_path: Path) -> None:
+    path = tmp_path / "driftloop.yaml"
+    path.write_text(DESIGN_EXAMPLE)
+    config = load_config(path, environ={})
+    model = config.models["carloan"]
+    assert model.retrain.on == ["dataset_drift", "performance_drop", "alert"]
+    assert model.retrain.cooldown == 3600.0
+    assert model.performance.max_drop == 0.02
+    assert model.canary is not None and model.canary.iterations == 3
+    assert config.kafka.formats == ["native"]
