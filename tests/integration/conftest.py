@@ -204,26 +204,6 @@ def start_service(config_path: Path, name: str = "driftloop") -> RunningService:
     return RunningService(proc, config_path)
 
 
-POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database, dropped at the end of the test."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"driftloop_it_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                          .format(sql.Identifier(name)))
-
-
 def assert_same(got: Any, want: Any, where: str) -> None:
     """Equal, except that floats may differ in the last bits: a window folded into its
     summary in several chunks (at a checkpoint, or when ``buffer_rows`` fill up) adds
