@@ -34,9 +34,9 @@ if str(ROOT) not in sys.path:
 
 from kafka import TopicPartition  # noqa: E402
 
-from monitor.codecs import Decoder  # noqa: E402
 from monitor.config import KafkaConfig  # noqa: E402
-from monitor.kafka import ensure_topics, make_consumer, make_producer  # noqa: E402
+from monitor.ingest.clients import ensure_topics, make_consumer, make_producer  # noqa: E402
+from monitor.ingest.codecs.decoder import Decoder  # noqa: E402
 
 __all__ = ["MODEL", "native_events", "plain_consume_rate", "produce_native_events"]
 

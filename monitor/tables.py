@@ -194,7 +194,7 @@ def categorical_array(series: pd.Series, booleans: bool = False) -> np.ndarray:
     return out
 
 
-_canonical = canonical_category  # the name monitor.columns imported first
+_canonical = canonical_category  # the name monitor.stream.columns imported first
 
 
 def columns_for(

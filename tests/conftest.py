@@ -3,7 +3,7 @@
 ``mlflow_server``: a real ``mlflow server`` (SQLite backend, local artifacts) on a
 free loopback port for the whole session, stopped by its PID; yields its URL.
 ``example_files`` / ``example_baseline``: the seeded "carloan" example dataset of
-:mod:`monitor.examples` and its baseline (with a reference sample), built once.
+:mod:`monitor.cli.examples` and its baseline (with a reference sample), built once.
 ``postgres_url``: a fresh, uniquely named database on the PostgreSQL server at
 127.0.0.1:5432 (user postgres, trust auth; running here and in CI), dropped at
 the end of the test. A test that needs it fails when the server is down.
@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from monitor.examples import ExampleFiles, write_example
+from monitor.cli.examples import ExampleFiles, write_example
 from tests.support.procs import start_mlflow
 
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
@@ -56,8 +56,7 @@ def example_files(tmp_path_factory: pytest.TempPathFactory) -> ExampleFiles:
 
 @pytest.fixture(scope="session")
 def example_baseline(example_files: ExampleFiles) -> Path:
-    from monitor.baseline import build_baseline, reference_sample
-    from monitor.baseline_io import sample_path_for
+    from monitor.baseline import build_baseline, reference_sample, sample_path_for
     from monitor.tables import read_table
 
     frame = read_table(example_files.reference)

@@ -2,7 +2,7 @@
 
 - ``tansu``: one memory-only Tansu broker for the session (tests use their own
   topics and consumer groups, see :func:`new_topics`); yields its bootstrap address.
-- ``stream_data``: the seeded example stream of :mod:`monitor.examples` cut in
+- ``stream_data``: the seeded example stream of :mod:`monitor.cli.examples` cut in
   windows of :data:`WINDOW_ROWS` rows (six windows, drift in windows 3 and 5),
   written to CSV and read back, so the rows produced to Kafka are exactly the rows
   ``driftloop evaluate`` reads; its baseline is the session's ``example_baseline``
@@ -29,8 +29,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.examples import ExampleFiles, generate
-from monitor.kafka import ensure_topics
+from monitor.cli.examples import ExampleFiles, generate
+from monitor.ingest import ensure_topics
 from monitor.tables import read_table
 from tests.support.procs import Managed, free_port, start_tansu, wait_for
 

@@ -27,9 +27,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.baseline import build_baseline
-from monitor.examples import FEATURES, generate
-from monitor.kafka import ensure_topics
-from monitor.replay import prediction_events, produce
+from monitor.cli.examples import FEATURES, generate
+from monitor.cli.replay import prediction_events, produce
+from monitor.ingest import ensure_topics
 from monitor.store import Store
 from tests.support.procs import (
     Managed,

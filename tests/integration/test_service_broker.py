@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 from monitor.baseline import Baseline
-from monitor.cli_evaluate import evaluate_data
+from monitor.cli.evaluate import evaluate_data
+from monitor.cli.examples import FEATURES, WINDOWS
+from monitor.cli.replay import prediction_events, produce
 from monitor.config import load_config
-from monitor.examples import FEATURES, WINDOWS
-from monitor.kafka import ensure_topics
-from monitor.replay import prediction_events, produce
+from monitor.ingest import ensure_topics
 from monitor.store import Store
 from tests.integration.conftest import (
     WINDOW_ROWS,

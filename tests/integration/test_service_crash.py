@@ -22,11 +22,11 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from monitor.baseline import Baseline
-from monitor.cli_evaluate import evaluate_data
+from monitor.cli.evaluate import evaluate_data
+from monitor.cli.examples import FEATURES, WINDOWS
+from monitor.cli.replay import label_events, prediction_events, produce
 from monitor.config import load_config
-from monitor.evaluation import LabeledRows, evaluate_performance_window
-from monitor.examples import FEATURES, WINDOWS
-from monitor.replay import label_events, prediction_events, produce
+from monitor.evaluate import LabeledRows, evaluate_performance_window
 from monitor.store import Store
 from monitor.tables import categorical_array
 from tests.integration.conftest import (

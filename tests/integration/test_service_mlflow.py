@@ -19,12 +19,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from monitor.baseline import Baseline, build_baseline
-from monitor.baseline_io import log_baseline
-from monitor.cli_evaluate import evaluate_data
+from monitor.baseline import Baseline, build_baseline, log_baseline
+from monitor.cli.evaluate import evaluate_data
+from monitor.cli.examples import FEATURES
+from monitor.cli.replay import prediction_events, produce
 from monitor.config import load_config
-from monitor.examples import FEATURES
-from monitor.replay import prediction_events, produce
 from monitor.store import Store
 from tests.integration.conftest import (
     WINDOW_ROWS,

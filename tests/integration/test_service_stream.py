@@ -20,10 +20,10 @@ import orjson
 import pytest
 
 from monitor.baseline import Baseline
+from monitor.cli.examples import FEATURES, SHIFTS, WINDOWS
+from monitor.cli.replay import label_events, prediction_events, produce
 from monitor.config import load_config
-from monitor.evaluation import LabeledRows, evaluate_performance_window
-from monitor.examples import FEATURES, SHIFTS, WINDOWS
-from monitor.replay import label_events, prediction_events, produce
+from monitor.evaluate import LabeledRows, evaluate_performance_window
 from monitor.tables import categorical_array
 from tests.integration.conftest import (
     DRIFTLOOP,
@@ -98,7 +98,7 @@ def test_stream_windows_equal_driftloop_evaluate_on_postgres(
         for key in COMPARED:
             assert_same(got[key], want[key], f"window {want['window']} {key}")
         assert got["partition"] == 0
-    # the known shifts of monitor.examples are found where they are
+    # the known shifts of monitor.cli.examples are found where they are
     for got in seen:
         window = got["window"] + 1
         drifted = {name for name, feature in got["features"].items() if feature["drift"]}

@@ -22,7 +22,7 @@ from monitor.api import (
     limited_body,
     require_token,
 )
-from monitor.api_models import ModelDetail, ModelsResponse, ReadyResponse, WindowsPage
+from monitor.api.views import ModelDetail, ModelsResponse, ReadyResponse, WindowsPage
 from monitor.metrics import Metrics
 from monitor.store import CanaryState, RetrainRun, Store, TriggerState
 

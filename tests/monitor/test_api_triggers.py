@@ -15,10 +15,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 
-from monitor.api import ServiceStatus, create_app
-from monitor.api_triggers import create_trigger_router
+from monitor.api import ServiceStatus, create_app, create_trigger_router
 from monitor.metrics import Metrics
-from monitor.reactor import RetrainReactor
+from monitor.react import RetrainReactor
 from monitor.store import Store
 from tests.monitor.test_reactor import Clock, FakeLauncher, make_config
 

@@ -11,10 +11,17 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from monitor.baseline import SCHEMA, Baseline, build_baseline, reference_sample
-from monitor.baseline_io import load_baseline, load_reference_sample, log_baseline
+from monitor.baseline import (
+    SCHEMA,
+    Baseline,
+    build_baseline,
+    load_baseline,
+    load_reference_sample,
+    log_baseline,
+    reference_sample,
+)
+from monitor.cli.examples import generate
 from monitor.errors import BaselineError, InputError
-from monitor.examples import generate
 from monitor.tables import infer_kinds
 
 ROLES = {"target": "repaid", "prediction": "prediction", "score": "score",
@@ -231,7 +238,7 @@ def test_categorical_values_are_canonical_whatever_the_file_type() -> None:
     (list(np.linspace(0.0, 1.0, 100)), "regression"),
 ])
 def test_task_is_inferred_from_the_target_values(labels: list[object], task: str) -> None:
-    from monitor.baseline_perf import infer_task
+    from monitor.baseline.performance import infer_task
 
     frame = pd.DataFrame({"y": labels})
     assert infer_task(frame, "y", None, "t.csv") == task

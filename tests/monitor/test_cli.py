@@ -15,7 +15,7 @@ import pytest
 
 from monitor.baseline import Baseline
 from monitor.cli import main
-from monitor.examples import ExampleFiles
+from monitor.cli.examples import ExampleFiles
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:

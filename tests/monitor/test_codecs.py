@@ -1,4 +1,4 @@
-"""monitor.codecs and monitor.codecs_kserve: every format path and every bad-record kind."""
+"""monitor.ingest.codecs: every format path and every bad-record kind."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import orjson
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from monitor.codecs import REASONS, DecodeError, Decoder, KServeJoiner
-from monitor.codecs_fields import parse_timestamp_ms
-from monitor.codecs_kserve import REQUEST_TYPE, RESPONSE_TYPE
+from monitor.ingest import REASONS, DecodeError, Decoder, KServeJoiner
+from monitor.ingest.codecs.fields import parse_timestamp_ms
+from monitor.ingest.codecs.kserve import REQUEST_TYPE, RESPONSE_TYPE
 
 FEATURES = ["car_value", "salary_range", "repaid_loan_on_prev_car"]
 _offsets = iter(range(10**9))

@@ -1,4 +1,4 @@
-"""monitor.deadletter against a fake producer (the real broker is in test_kafka_integration)."""
+"""monitor.ingest.deadletter against a fake producer (the real broker: test_kafka_integration)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
 from kafka.future import Future
 
-from monitor.codecs import DecodeError
-from monitor.deadletter import HEADERS, DeadLetterError, DeadLetterWriter
+from monitor.ingest import HEADERS, DeadLetterError, DeadLetterWriter, DecodeError
 
 
 class FakeProducer:

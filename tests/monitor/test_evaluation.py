@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from monitor.baseline import Baseline, build_baseline
-from monitor.batch import evaluate_frame, window_columns
+from monitor.cli.examples import generate
 from monitor.config import ModelConfig, load_config
-from monitor.evaluation import LabeledRows, WindowMeta, evaluate_window
-from monitor.examples import generate
+from monitor.evaluate import LabeledRows, WindowMeta, evaluate_window
+from monitor.evaluate.batch import evaluate_frame, window_columns
 
 TOP_KEYS = {"model", "version", "window", "first_offset", "start", "end", "rows",
             "dataset_drift", "drift_share", "features", "prediction_drift", "score_drift",

@@ -17,18 +17,20 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from monitor.codecs import DecodeError, Decoder
-from monitor.codecs_kserve import REQUEST_TYPE, RESPONSE_TYPE
 from monitor.config import KafkaConfig
-from monitor.deadletter import DeadLetterWriter
-from monitor.events import Label, Prediction
-from monitor.kafka import (
+from monitor.ingest import (
+    DeadLetterWriter,
+    DecodeError,
+    Decoder,
+    Label,
+    Prediction,
     broker_reachable,
     consumer_lag,
     ensure_topics,
     make_consumer,
     make_producer,
 )
+from monitor.ingest.codecs.kserve import REQUEST_TYPE, RESPONSE_TYPE
 from tests.support.procs import Managed, free_port, start_tansu
 
 pytestmark = pytest.mark.integration

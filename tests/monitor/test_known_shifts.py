@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from monitor.cli import main
-from monitor.examples import (
+from monitor.cli.examples import (
     CONCEPT_SHIFT_WINDOW,
     FEATURES,
     MISSING_SHIFT,

@@ -14,9 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from monitor.config import Config, load_config
 from monitor.metrics import Metrics
-from monitor.pipeline import WindowOutput
-from monitor.reactor import RetrainReactor, build_launchers
+from monitor.react import RetrainReactor, build_launchers
 from monitor.store import Store
+from monitor.stream import WindowOutput
 from triggers.alerts import AlertTrigger
 from triggers.evidence import ManualRequest
 from triggers.launchers.base import LaunchError, LaunchRequest, RunRef, RunState, RunStatus

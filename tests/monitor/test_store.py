@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, select, text
 
-from monitor import store_schema
-from monitor.migrations import MIGRATIONS, Migration
 from monitor.store import (
     CanaryState,
     PendingLabel,
@@ -22,6 +20,8 @@ from monitor.store import (
     StoreError,
     TriggerState,
 )
+from monitor.store import schema as store_schema
+from monitor.store.migrations import MIGRATIONS, Migration
 
 FAR = 10**13  # an expiry no test reaches
 

@@ -1,6 +1,6 @@
 """Windows of the streaming service: count and event-time windows, checkpoints, memory.
 
-Unit tests of ``monitor.windows``, ``monitor.columns`` and ``monitor.pipeline``
+Unit tests of ``monitor.stream.windows``, ``monitor.stream.columns`` and ``monitor.stream.pipeline``
 on the seeded example data: a window fed event by event gives the same result
 as ``driftloop evaluate``'s batch path on the same rows, a checkpoint/restore
 in the middle changes nothing, buffered rows never exceed ``buffer_rows``, and
@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 
 from monitor.baseline import Baseline, build_baseline
-from monitor.batch import evaluate_frame
-from monitor.columns import _to_columns_fast, to_columns
+from monitor.cli.examples import FEATURES, generate
+from monitor.cli.replay import prediction_events
 from monitor.config import ModelConfig, WindowConfig
-from monitor.events import Prediction
-from monitor.examples import FEATURES, generate
-from monitor.pipeline import ModelPipeline
-from monitor.replay import prediction_events
+from monitor.evaluate import evaluate_frame
+from monitor.ingest import Prediction
+from monitor.stream import ModelPipeline
+from monitor.stream.columns import _to_columns_fast, to_columns
 
 ROWS = 300
 
@@ -194,7 +194,7 @@ def test_buffered_rows_never_exceed_buffer_rows(data: Any, baseline: Baseline) -
 
 # -- columns ----------------------------------------------------------------------------------
 def _slow(profiles: Any, rows: list[dict[str, Any]], extra: dict[str, Any]) -> Any:
-    import monitor.columns as columns
+    import monitor.stream.columns as columns
 
     fast = columns._to_columns_fast
     columns._to_columns_fast = lambda *args: None

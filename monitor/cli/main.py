@@ -1,0 +1,183 @@
+"""The ``driftloop`` command line (design section 6).
+
+Subcommands: ``serve``, ``baseline build``, ``evaluate``, ``demo``. A user error
+(a missing file or column, an unreadable value, a malformed baseline or config)
+prints one line, ``driftloop: error: <what>``, and exits with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.config import ConfigError
+from monitor.errors import InputError
+
+__all__ = ["build_parser", "main"]
+
+
+def _columns(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {value!r}, expected a positive integer") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"got {number}, expected a positive integer")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftloop",
+        description="Monitoring and continuous-training feedback for models in production.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service (consumers, scheduler, HTTP API)")
+    serve.add_argument("--config", required=True, type=Path, help="driftloop.yaml")
+
+    baseline = commands.add_parser("baseline", help="training baselines")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", required=True,
+                                                metavar="COMMAND")
+    build = baseline_commands.add_parser("build", help="build a baseline from CSV or Parquet")
+    build.add_argument("--data", required=True, type=Path, help="training or validation file")
+    build.add_argument("--model", required=True, help="model name")
+    build.add_argument("--target", help="ground-truth column")
+    build.add_argument("--prediction", help="model output column")
+    build.add_argument("--score", help="positive-class probability column (binary)")
+    build.add_argument("--id", dest="id_column", help="request id column (joins labels)")
+    build.add_argument("--timestamp", help="event time column")
+    build.add_argument("--categorical", type=_columns, default=[], metavar="COL,...",
+                       help="columns to treat as categories whatever their type")
+    build.add_argument("--exclude", type=_columns, default=[], metavar="COL,...",
+                       help="columns that are not features")
+    build.add_argument("--out", required=True, type=Path, help="baseline JSON to write")
+    build.add_argument("--sample-rows", type=_positive, metavar="N",
+                       help="also write a seeded sample of N reference rows "
+                            "(<out>.reference.parquet) for HTML reports")
+    build.add_argument("--seed", type=int, default=0)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a file in row windows")
+    evaluate.add_argument("--baseline", required=True,
+                          help="baseline file, runs:/..., or models:/name@alias")
+    evaluate.add_argument("--data", required=True, type=Path, help="CSV or Parquet to evaluate")
+    evaluate.add_argument("--labels", type=Path, help="labels file joined on --id")
+    evaluate.add_argument("--id", dest="id_column", help="id column (default: the baseline's)")
+    evaluate.add_argument("--window-rows", type=_positive, metavar="N",
+                          help="rows per window (default: the config's window.rows, or 5000)")
+    evaluate.add_argument("--config", type=Path, help="driftloop.yaml to take settings from")
+    evaluate.add_argument("--model", help="model key in --config (default: the baseline's)")
+    evaluate.add_argument("--model-version", default="1", help="version to report (default 1)")
+    evaluate.add_argument("--format", choices=("json", "table"), default="json")
+    evaluate.add_argument("--report", type=Path, metavar="DIR",
+                          help="write an Evidently HTML report per window with drift")
+    evaluate.add_argument("--reference", type=Path,
+                          help="reference rows for --report (default: the baseline's sample)")
+    evaluate.add_argument("--on-bad-value", choices=("error", "count"), default="error",
+                          help="a non-number in a numeric column: stop (default) or count it "
+                               "as a type violation")
+
+    demo = commands.add_parser("demo", help="generate example data and run the whole check")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    return parser
+
+
+def _baseline_build(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from monitor.baseline import build_baseline, reference_sample, sample_path_for
+    from monitor.tables import read_table
+
+    try:  # before the build: a large frame must not be profiled only to fail at the end
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"baseline {args.out}: cannot be written "
+                         f"({exc.strerror or exc})") from None
+    frame = read_table(args.data)
+    baseline = build_baseline(
+        frame, args.model, target=args.target, prediction=args.prediction, score=args.score,
+        id_column=args.id_column, timestamp=args.timestamp, categorical=args.categorical,
+        exclude=args.exclude, seed=args.seed, source=f"data file {args.data}")
+    baseline.save(args.out)
+    # soft_wrap: a note is one line however narrow the terminal (and whole when piped)
+    console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+    kinds = [p.kind for p in baseline.features.values()]
+    console.print(
+        f"baseline {args.out}: model {baseline.model}, task {baseline.task or 'none'}, "
+        f"{len(kinds)} features ({kinds.count('numeric')} numeric, "
+        f"{kinds.count('categorical')} categorical), {baseline.n_rows} rows")
+    if args.sample_rows:
+        sample_path = sample_path_for(args.out)
+        try:
+            reference_sample(frame, baseline, args.sample_rows, args.seed).to_parquet(
+                sample_path, index=False)
+        except OSError as exc:
+            raise InputError(f"reference sample {sample_path}: cannot be written "
+                             f"({exc.strerror or exc})") from None
+        console.print(f"reference sample {sample_path}: {min(args.sample_rows, len(frame))} rows")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # imported here: the service pulls in Kafka, FastAPI and the store
+    from monitor.runtime import run
+
+    result = run(args.config)
+    code = int(result) if isinstance(result, int) else 0
+    # Everything is persisted and every client closed by now. Leave without interpreter
+    # finalization: daemon threads of the Kafka clients and the HTTP server may still
+    # be inside C extensions, and tearing modules down under them can crash the exit.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "baseline":
+            return _baseline_build(args)
+        if args.command == "evaluate":
+            from monitor.cli.evaluate import run_evaluate
+
+            return run_evaluate(args)
+        if args.command == "demo":
+            from monitor.cli.demo import run_demo
+
+            return run_demo(args.out, seed=args.seed, report=not args.no_report)
+    except (InputError, ConfigError) as exc:
+        message = str(exc).strip().replace("\n", "; ")
+        print(f"driftloop: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.command == "serve":
+            raise
+        # a file the batch commands read or write that the sites above did not name
+        subject = exc.filename if exc.filename is not None else "file"
+        print(f"driftloop: error: {subject}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftloop: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The base of every config section: frozen, and unknown keys are errors naming the key."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Section"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+

@@ -1,0 +1,258 @@
+"""The pieces every codec shares: :class:`DecodeError`, its reason slugs, JSON and field checks.
+
+The checks raise :class:`DecodeError` with a reason from :data:`REASONS` and a
+one-line message naming the field, what was seen and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+__all__ = [
+    "MAX_TIMESTAMP_MS",
+    "REASONS",
+    "SCALAR_TYPES",
+    "TARGET_TYPES",
+    "DecodeError",
+    "Models",
+    "Record",
+    "check_features",
+    "check_scores",
+    "check_target",
+    "id_text",
+    "json_type",
+    "optional_number",
+    "parse_json",
+    "parse_timestamp_ms",
+]
+
+REASONS = frozenset(
+    {
+        "oversized",  # value longer than kafka.max_record_bytes
+        "empty",  # no value (tombstone) or zero bytes
+        "not_utf8",
+        "malformed_json",
+        "non_finite",  # NaN or +-Infinity, as a literal or by overflow
+        "missing_field",
+        "wrong_type",
+        "unknown_model",
+        "bad_timestamp",
+        "unsupported_format",  # a format not enabled in kafka.formats, or not recognised
+        "unknown_event_type",  # a CloudEvent that is neither an inference request nor response
+        "shape_mismatch",  # batch sizes or tensor shapes that do not agree
+        "no_feature_order",  # positional instances for a model without a known feature order
+        "unknown_version",  # a KServe endpoint that maps to no model version
+        "unpaired",  # a KServe half evicted before its partner arrived (joiner)
+    }
+)
+
+_MAX_MESSAGE_CHARS = 500
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+_NUMBERS = (int, float)
+TARGET_TYPES = frozenset({int, float, str})
+
+
+class DecodeError(Exception):
+    """A record that cannot be decoded or validated.
+
+    ``reason`` is one of :data:`REASONS`; ``message`` is one line naming the
+    subject, what was seen and what was expected.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        one_line = " ".join(message.split())
+        if len(one_line) > _MAX_MESSAGE_CHARS:
+            one_line = one_line[: _MAX_MESSAGE_CHARS - 3] + "..."
+        super().__init__(one_line)
+        self.reason = reason
+        self.message = one_line
+
+    def __repr__(self) -> str:
+        return f"DecodeError({self.reason!r}, {self.message!r})"
+
+
+class Record(Protocol):
+    """What the codecs read of a kafka-python ``ConsumerRecord``."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]] | None: ...
+
+
+class Models(Protocol):
+    """What the KServe codecs ask of the decoder about configured models."""
+
+    @property
+    def feature_order(self) -> Callable[[str], list[str] | None]:
+        """Names for positional instances of a model (None when unknown)."""
+        ...
+
+    @property
+    def endpoint_version(self) -> Callable[[str, str], str | None]:
+        """The version a (model, KServe endpoint) maps to (None when unknown)."""
+        ...
+
+    def check_model(self, model: Any, subject: str) -> str:
+        """``model`` when it is a configured model's name; DecodeError otherwise."""
+        ...
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError("non_finite", f"{name} is not a finite number; expected finite numbers only")
+
+
+def _reject_overflow(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise DecodeError("non_finite", f"{text} overflows a double; expected finite numbers only")
+    return number
+
+
+def _classify_json_error(raw: bytes, subject: str) -> DecodeError:
+    # only on the error path: tell the reasons apart without depending on orjson's wording
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DecodeError("not_utf8", f"{subject}: not valid UTF-8 at byte {exc.start}")
+    try:
+        json.loads(text, parse_constant=_reject_constant, parse_float=_reject_overflow)
+    except DecodeError as exc:
+        return DecodeError(exc.reason, f"{subject}: {exc.message}")
+    except ValueError as exc:
+        return DecodeError("malformed_json", f"{subject}: not valid JSON ({exc})")
+    return DecodeError("malformed_json", f"{subject}: not valid JSON")
+
+
+def parse_json(raw: bytes, subject: str = "value") -> Any:
+    """``orjson.loads`` with failures classified (not_utf8, non_finite, malformed_json)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _classify_json_error(raw, subject) from None
+
+
+def parse_timestamp_ms(value: Any, subject: str = "timestamp") -> int:
+    """RFC 3339 text (with a UTC offset) or epoch milliseconds -> epoch milliseconds."""
+    kind = type(value)
+    if kind is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise DecodeError(
+                "bad_timestamp",
+                f"{subject}: got {value!r}, expected RFC 3339 or epoch milliseconds",
+            ) from None
+        if moment.tzinfo is None:
+            raise DecodeError(
+                "bad_timestamp",
+                f"{subject}: got {value!r} without a UTC offset, expected RFC 3339 "
+                "like 2018-10-30T18:00:00Z",
+            )
+        return (moment - _EPOCH) // _ONE_MS
+    if kind is int or kind is float:
+        if not 0 <= value <= MAX_TIMESTAMP_MS:
+            raise DecodeError(
+                "bad_timestamp",
+                f"{subject}: got {value!r}, expected epoch milliseconds in 0..year 9999",
+            )
+        return int(value)
+    raise DecodeError(
+        "wrong_type",
+        f"{subject}: got a {json_type(value)}, expected RFC 3339 text or epoch milliseconds",
+    )
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, _NUMBERS):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def id_text(value: Any, subject: str) -> str:
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    raise DecodeError(
+        "wrong_type", f"{subject}: got a {json_type(value)}, expected a string or integer"
+    )
+
+
+def check_target(value: Any, subject: str) -> float | int | str:
+    kind = type(value)
+    if kind is str or kind is int or kind is float:
+        return value
+    raise DecodeError(
+        "wrong_type", f"{subject}: got a {json_type(value)}, expected a number or string"
+    )
+
+
+def optional_number(value: Any, subject: str) -> float | None:
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is float or kind is int:
+        return value
+    raise DecodeError(
+        "wrong_type", f"{subject}: got a {json_type(value)}, expected a number or null"
+    )
+
+
+def check_features(features: Any, subject: str) -> dict[str, Any]:
+    """A features object: number, string, bool or null values only."""
+    if type(features) is not dict:
+        raise DecodeError(
+            "wrong_type", f"{subject}: got a {json_type(features)}, expected an object"
+        )
+    if SCALAR_TYPES.issuperset(map(type, features.values())):  # the hot path, in C
+        return features
+    for name, value in features.items():
+        if type(value) not in SCALAR_TYPES:
+            raise DecodeError(
+                "wrong_type",
+                f"{subject}.{name}: got a {json_type(value)}, "
+                "expected a number, string, bool or null",
+            )
+    return features
+
+
+def check_scores(scores: Any, subject: str) -> dict[str, float] | None:
+    if scores is None:
+        return None
+    if type(scores) is not dict:
+        raise DecodeError("wrong_type", f"{subject}: got a {json_type(scores)}, expected an object")
+    for name, value in scores.items():
+        if type(value) is not float and type(value) is not int:
+            raise DecodeError(
+                "wrong_type", f"{subject}.{name}: got a {json_type(value)}, expected a number"
+            )
+    return scores

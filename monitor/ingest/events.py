@@ -1,0 +1,50 @@
+"""Decoded events: what :mod:`monitor.ingest.codecs.decoder` makes of a Kafka record.
+
+Both types are slotted dataclasses, not frozen ones: a frozen dataclass
+initialises through ``object.__setattr__`` per field, which costs about twice
+as much on the per-event path. Treat instances as immutable all the same.
+
+``topic``, ``partition`` and ``offset`` name the Kafka record an event came
+from (for a KServe prediction, the record that completed the request/response
+pair); they are ``""`` / ``-1`` for events built by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FeatureValue", "Label", "Prediction"]
+
+FeatureValue = float | int | str | bool | None
+
+
+@dataclass(slots=True)
+class Prediction:
+    """One scored row (design 3.1); a batched KServe request yields one per instance."""
+
+    model: str
+    version: str
+    request_id: str
+    timestamp_ms: int
+    # JSON integers stay ints: the window code converts columns to float64 anyway
+    features: dict[str, FeatureValue]
+    prediction: float | int | str
+    score: float | None = None
+    scores: dict[str, float] | None = None
+    latency_ms: float | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+@dataclass(slots=True)
+class Label:
+    """Ground truth for one request (design 3.2); joins on (model, request_id)."""
+
+    model: str
+    request_id: str
+    label: float | int | str
+    timestamp_ms: int
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1

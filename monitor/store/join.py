@@ -1,0 +1,219 @@
+"""Label-join state: predictions waiting for their label and labels waiting for
+their prediction, keyed (model, request_id), with an expiry (the label TTL).
+
+Kept in the state store so joins survive a restart (design 3.2). Writes are
+bulk: the service hands over a poll's worth of rows (thousands) per call.
+A replayed row overwrites its earlier copy, so a replay after a crash never
+duplicates a pending row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, select
+
+from monitor.store import schema as schema
+from monitor.store.engine import StoreOps, chunks, upsert
+
+__all__ = ["JoinCounts", "JoinOps", "JoinedPair", "PendingLabel", "PendingPrediction"]
+
+# request ids per statement, far under SQLite's 32766 bound-parameter limit
+_KEYS_PER_STATEMENT = 1000
+
+
+@dataclass(frozen=True)
+class PendingPrediction:
+    model: str
+    request_id: str
+    version: str
+    prediction: Any
+    timestamp_ms: int
+    expires_at_ms: int
+    score: float | None = None
+    scores: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class PendingLabel:
+    model: str
+    request_id: str
+    label: Any
+    timestamp_ms: int
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
+class JoinedPair:
+    model: str
+    request_id: str
+    version: str
+    prediction: Any
+    score: float | None
+    scores: Mapping[str, float] | None
+    label: Any
+    prediction_timestamp_ms: int
+    label_timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class JoinCounts:
+    predictions: int = 0
+    labels: int = 0
+
+
+def _by_model(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, dict[str, None]] = {}
+    for model, request_id in keys:
+        grouped.setdefault(model, {})[request_id] = None
+    return {model: list(ids) for model, ids in grouped.items()}
+
+
+def _join_chunk(
+    conn: Connection, model: str, ids: Sequence[str], now_ms: int | None
+) -> list[JoinedPair]:
+    # Two primary-key lookups matched here rather than one SQL join: on fresh rows
+    # (no table statistics yet) PostgreSQL plans the join as a nested loop over all
+    # pending labels per prediction, 100x slower at a few thousand rows.
+    p, lab = schema.pending_predictions, schema.pending_labels
+    label_query = select(lab.c.request_id, lab.c.label, lab.c.timestamp_ms).where(
+        lab.c.model == model, lab.c.request_id.in_(ids)
+    )
+    if now_ms is not None:
+        label_query = label_query.where(lab.c.expires_at_ms > now_ms)
+    labels = {r.request_id: r for r in conn.execute(label_query)}
+    if not labels:
+        return []
+    prediction_query = select(
+        p.c.request_id, p.c.version, p.c.prediction, p.c.score, p.c.scores, p.c.timestamp_ms
+    ).where(p.c.model == model, p.c.request_id.in_(list(labels)))
+    if now_ms is not None:
+        prediction_query = prediction_query.where(p.c.expires_at_ms > now_ms)
+    return [
+        JoinedPair(
+            model,
+            r.request_id,
+            r.version,
+            r.prediction,
+            r.score,
+            r.scores,
+            labels[r.request_id].label,
+            r.timestamp_ms,
+            labels[r.request_id].timestamp_ms,
+        )
+        for r in conn.execute(prediction_query)
+    ]
+
+
+class JoinOps(StoreOps):
+    def add_predictions(self, rows: Iterable[PendingPrediction]) -> int:
+        """Store predictions awaiting labels; returns the number of rows given."""
+        values = [
+            {
+                "model": r.model,
+                "request_id": r.request_id,
+                "version": r.version,
+                "prediction": r.prediction,
+                "score": r.score,
+                "scores": dict(r.scores) if r.scores is not None else None,
+                "timestamp_ms": r.timestamp_ms,
+                "expires_at_ms": r.expires_at_ms,
+            }
+            for r in rows
+        ]
+        with self._conn() as conn:
+            upsert(conn, schema.pending_predictions, values, ("model", "request_id"))
+        return len(values)
+
+    def add_labels(self, rows: Iterable[PendingLabel]) -> int:
+        """Store labels awaiting predictions; returns the number of rows given."""
+        values = [
+            {
+                "model": r.model,
+                "request_id": r.request_id,
+                "label": r.label,
+                "timestamp_ms": r.timestamp_ms,
+                "expires_at_ms": r.expires_at_ms,
+            }
+            for r in rows
+        ]
+        with self._conn() as conn:
+            upsert(conn, schema.pending_labels, values, ("model", "request_id"))
+        return len(values)
+
+    def join(
+        self, keys: Iterable[tuple[str, str]] | None = None, *, now_ms: int | None = None
+    ) -> list[JoinedPair]:
+        """Match pending predictions with pending labels, remove the matches, return them.
+
+        ``keys``: only these (model, request_id) pairs are looked at, typically the
+        rows just added (only they can have found a partner); None joins everything.
+        ``now_ms``: a side already expired at this time does not join.
+        Pairs come ordered by (model, prediction time, request_id).
+        """
+        p, lab = schema.pending_predictions, schema.pending_labels
+        pairs: list[JoinedPair] = []
+        with self._conn() as conn:
+            if keys is None:
+                query = select(
+                    p.c.model,
+                    p.c.request_id,
+                    p.c.version,
+                    p.c.prediction,
+                    p.c.score,
+                    p.c.scores,
+                    lab.c.label,
+                    p.c.timestamp_ms,
+                    lab.c.timestamp_ms.label("label_timestamp_ms"),
+                ).join(lab, and_(p.c.model == lab.c.model, p.c.request_id == lab.c.request_id))
+                if now_ms is not None:
+                    query = query.where(p.c.expires_at_ms > now_ms, lab.c.expires_at_ms > now_ms)
+                pairs.extend(JoinedPair(*row) for row in conn.execute(query).all())
+            else:
+                for model, ids in _by_model(keys).items():
+                    for chunk in chunks(ids, _KEYS_PER_STATEMENT):
+                        pairs.extend(_join_chunk(conn, model, chunk, now_ms))
+            matched = _by_model((pair.model, pair.request_id) for pair in pairs)
+            for table in (p, lab):
+                for model, ids in matched.items():
+                    for chunk in chunks(ids, _KEYS_PER_STATEMENT):
+                        conn.execute(
+                            delete(table).where(
+                                table.c.model == model, table.c.request_id.in_(chunk)
+                            )
+                        )
+        pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
+        return pairs
+
+    def expire(self, now_ms: int) -> dict[str, JoinCounts]:
+        """Drop pending rows whose expiry is at or before ``now_ms``; counts per model."""
+        counted: dict[str, dict[str, int]] = {}
+        with self._conn() as conn:
+            for kind, table in (
+                ("predictions", schema.pending_predictions),
+                ("labels", schema.pending_labels),
+            ):
+                expired = table.c.expires_at_ms <= now_ms
+                rows = conn.execute(
+                    select(table.c.model, func.count()).where(expired).group_by(table.c.model)
+                ).all()
+                for model, n in rows:
+                    counted.setdefault(model, {})[kind] = int(n)
+                if rows:
+                    conn.execute(delete(table).where(expired))
+        return {model: JoinCounts(**kinds) for model, kinds in sorted(counted.items())}
+
+    def pending_counts(self) -> dict[str, JoinCounts]:
+        """Rows waiting per model (for the ``driftloop_label_join_pending`` gauges)."""
+        counted: dict[str, dict[str, int]] = {}
+        with self._conn(write=False) as conn:
+            for kind, table in (
+                ("predictions", schema.pending_predictions),
+                ("labels", schema.pending_labels),
+            ):
+                query = select(table.c.model, func.count()).group_by(table.c.model)
+                for model, n in conn.execute(query).all():
+                    counted.setdefault(model, {})[kind] = int(n)
+        return {model: JoinCounts(**kinds) for model, kinds in sorted(counted.items())}

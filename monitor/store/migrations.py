@@ -1,0 +1,101 @@
+"""Versioned schema migrations of the state store.
+
+``MIGRATIONS`` is an ordered list of steps; the table ``driftloop_schema_version``
+holds one row per step applied. At start, ``migrate`` applies every missing step,
+in order, in one transaction, so a crash mid-way leaves the previous version.
+Two processes starting together are serialized (PostgreSQL: an advisory lock
+taken in the transaction; SQLite: the write lock of ``BEGIN IMMEDIATE``).
+
+Rules for later steps:
+- append, never edit or reorder an applied step;
+- step 1 creates the tables of ``monitor.store.schema``; before a later step alters
+  one of those tables, copy its v1 definition into step 1 so a fresh database still
+  goes through the same states as an upgraded one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, text
+
+from monitor.store import schema as schema
+
+__all__ = ["MIGRATIONS", "Migration", "SchemaError", "current_version", "migrate"]
+
+# pg_advisory_xact_lock key: any constant unique to driftloop ("dl" in hex, padded)
+_PG_LOCK_KEY = 0x646C_0001
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be used by this driftloop."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    tables = [t for t in schema.metadata.sorted_tables if t.name != schema.SCHEMA_VERSION_TABLE]
+    schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "windows, checkpoints, offsets, label join, triggers, retrain runs, alerts, canary, "
+        "decisions",
+        _v1_initial,
+    ),
+)
+
+
+def current_version(conn: Connection) -> int:
+    """The highest applied step, 0 for an empty database."""
+    schema.schema_version.create(conn, checkfirst=True)
+    return int(
+        conn.execute(
+            select(func.coalesce(func.max(schema.schema_version.c.version), 0))
+        ).scalar_one()
+    )
+
+
+def migrate(
+    conn: Connection,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    clock: Callable[[], float] = time.time,
+) -> list[int]:
+    """Apply the missing steps on ``conn`` (inside the caller's transaction).
+
+    Returns the versions applied, empty when the schema was current.
+    """
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise SchemaError(
+            f"migration steps: got versions {versions}, expected 1, 2, 3, ... in order"
+        )
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    found = current_version(conn)
+    if found > len(migrations):
+        raise SchemaError(
+            f"state store schema version {found} is newer than this driftloop knows "
+            f"(up to {len(migrations)}); upgrade driftloop or point state.url elsewhere"
+        )
+    applied = []
+    for step in migrations[found:]:
+        step.apply(conn)
+        conn.execute(
+            insert(schema.schema_version).values(
+                version=step.version,
+                description=step.description,
+                applied_at_ms=int(clock() * 1000),
+            )
+        )
+        applied.append(step.version)
+    return applied

@@ -1,0 +1,213 @@
+"""One model's monitoring: its baseline, its streams of windows, its performance windows.
+
+The service routes decoded events here; a pipeline turns closed windows into
+window results (design section 6.1) with :func:`monitor.evaluation.evaluate_window`,
+the same call ``driftloop evaluate`` makes, so both agree on the same rows.
+
+Baselines are keyed: ``""`` for a file, the ``runs:/<id>`` URI for one from MLflow.
+:meth:`ModelPipeline.swap_baseline` (an alias moved) makes new windows use the new
+baseline while open windows finish on the one they were binned with; a baseline
+no open window uses is dropped. ``loader(key)`` loads an old baseline that a
+restored checkpoint still refers to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from monitor.baseline import Baseline
+from monitor.config import ModelConfig
+from monitor.evaluate import (
+    LabeledRows,
+    WindowMeta,
+    evaluate_performance_window,
+    evaluate_window,
+)
+from monitor.ingest import Prediction
+from monitor.store import JoinedPair
+from monitor.stream.windows import ClosedWindow, Stream
+from monitor.tables import canonical_category
+
+__all__ = ["ModelPipeline", "PerformanceWindow", "WindowOutput", "iso_ms"]
+
+
+def iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """A closed window's result, ready to persist (``key`` is its identity)."""
+
+    model: str
+    version: str
+    key: str
+    index: int
+    result: dict[str, Any]
+    start_ms: int | None
+    end_ms: int | None
+
+
+@dataclass
+class PerformanceWindow:
+    """Joined pairs of one (model, version) waiting to fill a performance window."""
+
+    index: int = 0
+    pairs: list[tuple[Any, Any, float | None]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "pairs": [list(p) for p in self.pairs or []]}
+
+
+class ModelPipeline:
+    def __init__(self, name: str, config: ModelConfig, baseline: Baseline,
+                 on_late: Callable[[str, int], None] = lambda model, n: None, *,
+                 baseline_key: str = "",
+                 loader: Callable[[str], Baseline] | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.baseline = baseline
+        self.baseline_key = baseline_key
+        self.profiles = baseline.summary_profiles()
+        self._baselines: dict[str, tuple[Baseline, dict[str, Any]]] = {
+            baseline_key: (baseline, self.profiles)}
+        self._loader = loader
+        self.streams: dict[tuple[str, int], Stream] = {}
+        self.performance: dict[str, PerformanceWindow] = {}
+        self.last_performance: dict[str, dict[str, Any]] = {}
+        self._on_late = on_late
+
+    def stream(self, version: str, partition: int) -> Stream:
+        stream = self.streams.get((version, partition))
+        if stream is None:
+            window = self.config.window
+            roles = self.baseline.columns
+            stream = Stream(
+                self.name, version, partition, self.profiles,
+                rows=window.rows, duration_seconds=window.duration,
+                allowed_lateness_seconds=window.allowed_lateness, buffer_rows=window.buffer_rows,
+                prediction_column=roles.prediction if self.baseline.prediction else None,
+                score_column=roles.score if self.baseline.score else None,
+                on_late=lambda n: self._on_late(self.name, n),
+                baseline_key=self.baseline_key, profiles_for=self._profiles_for,
+            )
+            self.streams[(version, partition)] = stream
+        return stream
+
+    @property
+    def joins_labels(self) -> bool:
+        """Whether labels can be evaluated: the baseline has a reference performance
+        and a prediction column (otherwise the service keeps no join state)."""
+        return self.baseline.performance is not None and self.baseline.prediction is not None
+
+    # -- baselines ------------------------------------------------------------------------
+    def _known(self, key: str) -> tuple[Baseline, dict[str, Any]]:
+        found = self._baselines.get(key)
+        if found is None:
+            if self._loader is None or not key:
+                # a checkpoint of another baseline and no way to load it: bin on the current
+                return self._baselines[self.baseline_key]
+            baseline = self._loader(key)
+            found = self._baselines[key] = (baseline, baseline.summary_profiles())
+        return found
+
+    def _profiles_for(self, key: str) -> Any:
+        return self._known(key)[1]
+
+    def swap_baseline(self, key: str, baseline: Baseline) -> None:
+        """New windows use ``baseline``; open windows finish on the one they started with."""
+        self.baseline, self.baseline_key = baseline, key
+        self.profiles = baseline.summary_profiles()
+        self._baselines[key] = (baseline, self.profiles)
+        for stream in self.streams.values():
+            stream.set_baseline(key, self.profiles)
+        self._prune()
+
+    def _prune(self) -> None:
+        live = {self.baseline_key} | {w.baseline for s in self.streams.values()
+                                      for w in s.open.values()}
+        for key in [k for k in self._baselines if k not in live]:
+            del self._baselines[key]
+
+    def add(self, event: Prediction) -> list[ClosedWindow]:
+        return self.stream(event.version, event.partition).add(event)
+
+    def add_many(self, version: str, partition: int,
+                 events: list[Prediction]) -> list[ClosedWindow]:
+        """Events of one (version, partition), in offset order."""
+        return self.stream(version, partition).add_many(events)
+
+    def evaluate(self, closed: ClosedWindow) -> WindowOutput:
+        window = closed.window
+        meta = WindowMeta(model=self.name, version=closed.version, window=window.index,
+                          first_offset=window.first_offset, start=iso_ms(closed.bounds_ms[0]),
+                          end=iso_ms(closed.bounds_ms[1]))
+        result = evaluate_window(self._known(window.baseline)[0], window.summary, self.config,
+                                 meta)
+        result["partition"] = closed.partition
+        if window.baseline:
+            result["baseline"] = window.baseline
+        if window.baseline != self.baseline_key:
+            self._prune()
+        if window.extra_keys:
+            extra = sorted(window.extra_keys)
+            quality = result.setdefault("quality", {})
+            quality["extra_columns"] = extra
+            quality.setdefault("violations", []).append(
+                f"{len(extra)} column(s) not in the baseline: {', '.join(extra[:10])}")
+        # realized performance arrives later than the window: report the latest one known
+        result["performance"] = self.last_performance.get(closed.version)
+        return WindowOutput(self.name, closed.version, closed.key, window.index, result,
+                            closed.bounds_ms[0], closed.bounds_ms[1])
+
+    # -- realized performance over joined (prediction, label) pairs -------------------------
+    def add_pairs(self, pairs: Iterable[JoinedPair]) -> list[tuple[str, int, dict[str, Any]]]:
+        """Feed joined pairs; returns (version, index, performance dict) per closed window."""
+        size = self.config.performance.window_rows
+        done: list[tuple[str, int, dict[str, Any]]] = []
+        for pair in pairs:
+            window = self.performance.setdefault(pair.version, PerformanceWindow(pairs=[]))
+            assert window.pairs is not None
+            window.pairs.append((pair.label, pair.prediction, pair.score))
+            if len(window.pairs) >= size:
+                result = self._performance(window.pairs)
+                if result is not None:
+                    self.last_performance[pair.version] = result
+                    done.append((pair.version, window.index, result))
+                window.index += 1
+                window.pairs = []
+        return done
+
+    def _performance(self, pairs: list[tuple[Any, Any, float | None]]) -> dict[str, Any] | None:
+        regression = self.baseline.task == "regression"
+
+        def canon(value: Any) -> Any:
+            return float(value) if regression else canonical_category(value)
+
+        y_true = np.array([canon(p[0]) for p in pairs], dtype=np.float64 if regression else object)
+        y_pred = np.array([canon(p[1]) for p in pairs], dtype=np.float64 if regression else object)
+        scores = [p[2] for p in pairs]
+        score = (None if any(s is None for s in scores)
+                 else np.asarray(scores, dtype=np.float64))
+        return evaluate_performance_window(self.baseline, self.config,
+                                           LabeledRows(y_true=y_true, y_pred=y_pred, score=score))
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def performance_state(self) -> dict[str, Any]:
+        return {"windows": {v: w.to_dict() for v, w in self.performance.items()},
+                "last": self.last_performance}
+
+    def restore_performance(self, state: dict[str, Any]) -> None:
+        self.performance = {
+            version: PerformanceWindow(index=int(data["index"]),
+                                       pairs=[tuple(p) for p in data["pairs"]])
+            for version, data in state.get("windows", {}).items()
+        }
+        self.last_performance = dict(state.get("last", {}))

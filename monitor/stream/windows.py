@@ -1,0 +1,270 @@
+"""Windows of one stream: the predictions of one (model, version, partition).
+
+Two kinds, chosen by ``window`` in the model's config:
+
+- count windows (``rows``): tumbling windows of exactly ``rows`` events in
+  offset order; identity = the window's sequence number in its stream.
+- event-time windows (``duration``): tumbling windows aligned to multiples of
+  the duration since the epoch; identity = ``start // duration``. A window
+  closes when the stream's watermark (highest event time seen, less
+  ``allowed_lateness``) passes its end; an event for a closed window is late
+  and is counted, not evaluated.
+
+Streams are per partition so that a partition's open windows move with the
+partition at a rebalance (its checkpoint lives in the state store next to the
+partition's offset); see design section 10 for the merge of partial windows.
+
+Memory per open window is bounded whatever the window's length: rows are
+buffered only up to ``buffer_rows`` and then folded into the window's
+:class:`detectors.WindowSummary` (counts over the baseline's bins).
+
+A window is binned with the baseline current when it opened (its ``baseline``
+key) and is evaluated against that baseline, also when the model's baseline was
+replaced meanwhile (an MLflow alias moved): ``profiles_for(key)`` gives a key's
+profiles; new windows take the stream's ``baseline_key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import detectors
+from monitor.ingest import Prediction
+from monitor.stream.columns import to_columns
+
+__all__ = ["ClosedWindow", "OpenWindow", "Stream"]
+
+
+@dataclass
+class OpenWindow:
+    index: int
+    summary: detectors.WindowSummary
+    first_offset: int | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    n_rows: int = 0
+    rows: list[Prediction] = field(default_factory=list)
+    extra_keys: set[str] = field(default_factory=set)
+    baseline: str = ""  # key of the baseline whose bins the summary uses
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "first_offset": self.first_offset,
+                "start_ms": self.start_ms, "end_ms": self.end_ms, "n_rows": self.n_rows,
+                "extra_keys": sorted(self.extra_keys), "baseline": self.baseline,
+                "summary": self.summary.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any],
+                  profiles: Mapping[str, detectors.FeatureProfile],
+                  baseline: str = "") -> OpenWindow:
+        return cls(index=int(data["index"]), first_offset=data["first_offset"],
+                   start_ms=data["start_ms"], end_ms=data["end_ms"], n_rows=int(data["n_rows"]),
+                   extra_keys=set(data.get("extra_keys", [])), baseline=baseline,
+                   summary=detectors.WindowSummary.from_dict(data["summary"], profiles))
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    model: str
+    version: str
+    partition: int
+    window: OpenWindow
+    # time windows: the window's bounds; count windows: the first and last event times
+    bounds_ms: tuple[int | None, int | None]
+
+    @property
+    def key(self) -> str:
+        return f"p{self.partition}:{self.window.index}"
+
+
+class Stream:
+    """Open windows of one (model, version, partition); checkpointable."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        partition: int,
+        profiles: Mapping[str, detectors.FeatureProfile],
+        *,
+        rows: int | None,
+        duration_seconds: float | None,
+        allowed_lateness_seconds: float = 0.0,
+        buffer_rows: int = 2048,
+        prediction_column: str | None = None,
+        score_column: str | None = None,
+        on_late: Callable[[int], None] = lambda n: None,
+        baseline_key: str = "",
+        profiles_for: Callable[[str], Mapping[str, detectors.FeatureProfile]] | None = None,
+    ) -> None:
+        self.model, self.version, self.partition = model, version, partition
+        self.profiles = profiles  # of the current baseline: new windows use them
+        self.baseline_key = baseline_key
+        self._profiles_for = profiles_for
+        self.rows = rows
+        self.duration_ms = None if duration_seconds is None else int(duration_seconds * 1000)
+        self.lateness_ms = int(allowed_lateness_seconds * 1000)
+        self.buffer_rows = buffer_rows
+        self.prediction_column = prediction_column
+        self.score_column = score_column
+        self.on_late = on_late
+        self._reset()
+
+    def _reset(self) -> None:
+        self.open: dict[int, OpenWindow] = {}
+        self.next_index = 0  # count windows: the index of the next window to open
+        self.watermark_ms: int | None = None
+        self.closed_below: int | None = None  # time windows: every index below is closed
+        self.dirty = False
+
+    # -- the per-event path: as little as possible ---------------------------------
+    def add(self, event: Prediction) -> list[ClosedWindow]:
+        self.dirty = True
+        if self.duration_ms is None:
+            return self._add_counted(event)
+        return self._add_timed(event)
+
+    def add_many(self, events: list[Prediction]) -> list[ClosedWindow]:
+        """``add`` for a run of events in offset order, without a call per event.
+
+        Count windows take slices; buffered rows still never exceed ``buffer_rows``.
+        """
+        if self.duration_ms is not None:
+            return [closed for event in events for closed in self.add(event)]
+        if not events:
+            return []
+        self.dirty = True
+        closed: list[ClosedWindow] = []
+        size, limit = self.rows or 1, self.buffer_rows
+        i, n = 0, len(events)
+        while i < n:
+            window = self.open.get(self.next_index)
+            if window is None:
+                window = self.open[self.next_index] = self._new(self.next_index)
+                window.first_offset = events[i].offset
+            take = min(size - window.n_rows, limit - len(window.rows), n - i)
+            window.rows.extend(events[i:i + take])
+            window.n_rows += take
+            i += take
+            if window.n_rows >= size:
+                del self.open[self.next_index]
+                self.next_index += 1
+                self._fold(window)  # sets the first and last event times
+                closed.append(self._close(window, (window.start_ms, window.end_ms)))
+            elif len(window.rows) >= limit:
+                self._fold(window)
+        return closed
+
+    def _add_counted(self, event: Prediction) -> list[ClosedWindow]:
+        window = self.open.get(self.next_index)
+        if window is None:
+            window = self.open[self.next_index] = self._new(self.next_index)
+            window.first_offset = event.offset
+        rows = window.rows
+        rows.append(event)
+        window.n_rows += 1
+        if window.n_rows >= (self.rows or 0):
+            del self.open[self.next_index]
+            self.next_index += 1
+            self._fold(window)  # sets the first and last event times
+            return [self._close(window, (window.start_ms, window.end_ms))]
+        if len(rows) >= self.buffer_rows:
+            self._fold(window)
+        return []
+
+    def _add_timed(self, event: Prediction) -> list[ClosedWindow]:
+        assert self.duration_ms is not None
+        index = event.timestamp_ms // self.duration_ms
+        if self.closed_below is not None and index < self.closed_below:
+            self.on_late(1)
+            return []
+        window = self.open.get(index)
+        if window is None:
+            window = self.open[index] = self._new(index)
+            window.first_offset = event.offset
+        self._append(window, event)
+        if self.watermark_ms is None or event.timestamp_ms > self.watermark_ms:
+            self.watermark_ms = event.timestamp_ms
+            return self._close_due()
+        return []
+
+    def _append(self, window: OpenWindow, event: Prediction) -> None:
+        window.rows.append(event)
+        window.n_rows += 1
+        if len(window.rows) >= self.buffer_rows:
+            self._fold(window)
+
+    # -- chunked work ---------------------------------------------------------------
+    def _new(self, index: int) -> OpenWindow:
+        return OpenWindow(index=index, summary=detectors.WindowSummary.empty(self.profiles),
+                          baseline=self.baseline_key)
+
+    def set_baseline(self, key: str, profiles: Mapping[str, detectors.FeatureProfile]) -> None:
+        """New windows use this baseline; open ones keep theirs."""
+        self.baseline_key, self.profiles = key, profiles
+
+    def profiles_of(self, key: str) -> Mapping[str, detectors.FeatureProfile]:
+        if key == self.baseline_key or self._profiles_for is None:
+            return self.profiles
+        return self._profiles_for(key)
+
+    def _fold(self, window: OpenWindow) -> None:
+        rows = window.rows
+        if not rows:
+            return
+        stamps = [e.timestamp_ms for e in rows]
+        first, last = min(stamps), max(stamps)
+        if window.start_ms is None or first < window.start_ms:
+            window.start_ms = first
+        if window.end_ms is None or last > window.end_ms:
+            window.end_ms = last
+        extra: dict[str, list[Any]] = {}
+        if self.prediction_column:
+            extra[self.prediction_column] = [e.prediction for e in rows]
+        if self.score_column:
+            extra[self.score_column] = [e.score for e in rows]
+        chunk = to_columns(self.profiles_of(window.baseline), [e.features for e in rows], extra)
+        window.summary.add(chunk.arrays, chunk.n_rows)
+        for name, count in chunk.type_violations.items():
+            window.summary.add_type_violations(name, count)
+        window.extra_keys |= chunk.extra_keys
+        window.rows = []
+
+    def _close(self, window: OpenWindow, bounds: tuple[int | None, int | None]) -> ClosedWindow:
+        self._fold(window)
+        return ClosedWindow(self.model, self.version, self.partition, window, bounds)
+
+    def _close_due(self) -> list[ClosedWindow]:
+        assert self.duration_ms is not None and self.watermark_ms is not None
+        limit = self.watermark_ms - self.lateness_ms
+        due = sorted(i for i in self.open if (i + 1) * self.duration_ms <= limit)
+        closed = []
+        for index in due:
+            window = self.open.pop(index)
+            bounds = (index * self.duration_ms, (index + 1) * self.duration_ms)
+            closed.append(self._close(window, bounds))
+        if due:
+            self.closed_below = max(self.closed_below or 0, due[-1] + 1)
+        return closed
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """The stream's state; folds buffered rows first so it is complete."""
+        for window in self.open.values():
+            self._fold(window)
+        self.dirty = False
+        return {"next_index": self.next_index, "watermark_ms": self.watermark_ms,
+                "closed_below": self.closed_below,
+                "open": [w.to_dict() for w in sorted(self.open.values(), key=lambda w: w.index)]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._reset()
+        self.next_index = int(state["next_index"])
+        self.watermark_ms = state.get("watermark_ms")
+        self.closed_below = state.get("closed_below")
+        for data in state["open"]:
+            key = data.get("baseline", self.baseline_key)
+            window = OpenWindow.from_dict(data, self.profiles_of(key), key)
+            self.open[window.index] = window
