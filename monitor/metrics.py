@@ -90,6 +90,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "Pending rows dropped after the label TTL."),
     _spec("driftloop_retrain_launches_total", "counter", "model launcher outcome",
           "Retrain launches by outcome (started, failed, duplicate)."),
+    # not "job": Prometheus sets that label on every scraped series (it would be renamed)
+    _spec("driftloop_job_errors_total", "counter", "job_name",
+          "Scheduled jobs that raised, by job (each runs again at its next time)."),
     _spec("driftloop_build_info", "gauge", "version python",
           "Always 1; labels carry the build."),
 )
@@ -158,6 +161,7 @@ class Metrics:
         self.label_joins = self._counter("driftloop_label_joins_total")
         self.join_expired = self._counter("driftloop_label_join_expired_total")
         self.retrain_launches = self._counter("driftloop_retrain_launches_total")
+        self.job_errors = self._counter("driftloop_job_errors_total")
         self.build_info = self._gauge("driftloop_build_info")
         self.build_info.labels(build_version, platform.python_version()).set(1)
 
@@ -271,6 +275,9 @@ class Metrics:
             self.join_expired.labels(model, "prediction").inc(predictions)
         if labels:
             self.join_expired.labels(model, "label").inc(labels)
+
+    def count_job_error(self, job: str) -> None:
+        self.job_errors.labels(job).inc()
 
     # -- triggers and canary ------------------------------------------------------
     def count_retrain_trigger(self, model: str, reason: str) -> None:

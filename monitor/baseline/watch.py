@@ -82,8 +82,6 @@ class RegistryWatch:
         self._loader = loader or (lambda key: load_baseline(key, tracking_uri=tracking_uri))
         self._queue: list[BaselineChange] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
     @property
@@ -126,21 +124,6 @@ class RegistryWatch:
         with self._lock:
             taken, self._queue = self._queue, []
         return taken
-
-    def start(self) -> None:
-        if self._thread is None and self.watched:
-            self._thread = threading.Thread(target=self._run, name="driftloop-registry",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self.check()
 
 
 def watch_for(config: Config, current: Mapping[str, str]) -> RegistryWatch | None:

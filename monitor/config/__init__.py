@@ -32,7 +32,14 @@ from monitor.config.model import (
     RetrainConfig,
     WindowConfig,
 )
-from monitor.config.sections import Config, KafkaConfig, MlflowConfig, ServerConfig, StateConfig
+from monitor.config.sections import (
+    Config,
+    JobsConfig,
+    KafkaConfig,
+    MlflowConfig,
+    ServerConfig,
+    StateConfig,
+)
 from monitor.config.values import ConfigError, parse_duration
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "DriftConfig",
     "FeatureDriftConfig",
     "GithubLauncher",
+    "JobsConfig",
     "KafkaConfig",
     "KfpLauncher",
     "LauncherConfig",

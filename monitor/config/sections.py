@@ -16,10 +16,11 @@ from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
     Port,
+    PositiveDuration,
     PositiveInt,
 )
 
-__all__ = ["Config", "KafkaConfig", "MlflowConfig", "ServerConfig", "StateConfig"]
+__all__ = ["Config", "JobsConfig", "KafkaConfig", "MlflowConfig", "ServerConfig", "StateConfig"]
 
 
 class KafkaConfig(Section):
@@ -61,11 +62,21 @@ class ServerConfig(Section):
     max_body_bytes: PositiveInt = 1_048_576
 
 
+class JobsConfig(Section):
+    """Intervals of the service's periodic jobs (``monitor.runtime.jobs``)."""
+
+    retrain_interval: PositiveDuration = 5.0
+    label_expiry_interval: PositiveDuration = 60.0
+    metrics_interval: PositiveDuration = 5.0
+    broker_check_interval: PositiveDuration = 5.0
+
+
 class Config(Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
 

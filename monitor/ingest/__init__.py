@@ -12,6 +12,7 @@ May import: ``monitor.config``, ``monitor.errors``.
 from monitor.ingest.clients import (
     CONSUMER_DEFAULTS,
     PRODUCER_DEFAULTS,
+    Consumer,
     broker_reachable,
     consumer_lag,
     consumer_settings,
@@ -29,7 +30,7 @@ from monitor.ingest.codecs import (
     KServeJoiner,
     Record,
 )
-from monitor.ingest.deadletter import HEADERS, DeadLetterError, DeadLetterWriter
+from monitor.ingest.deadletter import HEADERS, DeadLetterError, DeadLetters, DeadLetterWriter
 from monitor.ingest.events import FeatureValue, Label, Prediction
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "KNOWN_FORMATS",
     "PRODUCER_DEFAULTS",
     "REASONS",
+    "Consumer",
     "DeadLetterError",
     "DeadLetterWriter",
+    "DeadLetters",
     "DecodeError",
     "Decoder",
     "Evicted",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -30,6 +30,7 @@ from monitor.config import ConfigError, KafkaConfig
 __all__ = [
     "CONSUMER_DEFAULTS",
     "PRODUCER_DEFAULTS",
+    "Consumer",
     "broker_reachable",
     "consumer_lag",
     "consumer_settings",
@@ -63,6 +64,32 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # a dead letter carries the bad record unchanged, oversized ones included
     "max_request_size": 16 * 1024 * 1024,
 }
+
+
+class Consumer(Protocol):
+    """What the consumer loop uses of kafka-python's ``KafkaConsumer`` (not thread-safe:
+    call it from the thread that polls, except where a method says otherwise)."""
+
+    config: dict[str, Any]
+
+    def subscribe(self, topics: Sequence[str], listener: Any = None) -> None: ...
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]:
+        ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
+
+    def commit(self, offsets: Any = None) -> None: ...
+
+    def commit_async(self, offsets: Any = None, callback: Any = None) -> Any: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+    def close(self, autocommit: bool = True) -> None: ...
 
 
 def _settings(

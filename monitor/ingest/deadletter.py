@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from monitor.ingest.codecs.decoder import DecodeError, Record
 
-__all__ = ["HEADERS", "DeadLetterError", "DeadLetterWriter"]
+__all__ = ["HEADERS", "DeadLetterError", "DeadLetterWriter", "DeadLetters"]
 
 HEADERS = (
     "driftloop_error",
@@ -34,6 +34,14 @@ HEADERS = (
     "driftloop_source_offset",
 )
 _MAX_ERROR_BYTES = 1000
+
+
+class DeadLetters(Protocol):
+    """Where the consumer loop sends bad records (``DeadLetterWriter``, or a test double)."""
+
+    def write(self, record: Record, error: DecodeError | str) -> Any: ...
+
+    def flush(self, timeout_seconds: float | None = 30.0) -> int: ...
 
 
 class DeadLetterError(RuntimeError):

@@ -90,8 +90,6 @@ class RetrainReactor:
         self.max_launch_attempts = max_launch_attempts
         self.policies = {name: policy_for(m) for name, m in config.models.items()}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._timer: threading.Thread | None = None
 
     @classmethod
     def from_config(cls, config: Config, store: Store, metrics: Metrics) -> RetrainReactor:
@@ -216,7 +214,7 @@ class RetrainReactor:
             self.store.update_run(key, status="unknown", finished_at_ms=ms(self.clock()))
             self.handle(model, RunFinished(key, "unknown", f"{launcher.type} reports no status"))
 
-    # -- the timer ----------------------------------------------------------------
+    # -- the scheduled job (monitor.runtime.jobs) ----------------------------------
     def tick(self) -> None:
         """Retry due launches, poll running runs, close runs that finished."""
         for model in self.config.models:
@@ -266,22 +264,6 @@ class RetrainReactor:
         self.store.update_run(run.id, status=status.state, finished_at_ms=ms(self.clock()),
                               detail={**run.detail, "outcome": tail, "exit_code": status.exit_code})
         self.handle(model, RunFinished(run.idempotency_key, status.state, tail))
-
-    def start(self, interval_seconds: float = 5.0) -> None:
-        """Poll on a daemon thread until ``stop``; also catches up on missed windows."""
-        self._guarded_call(self.catch_up)
-
-        def loop() -> None:
-            while not self._stopping.wait(interval_seconds):
-                self.tick()
-
-        self._timer = threading.Thread(target=loop, name="driftloop-retrain", daemon=True)
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._timer is not None:
-            self._timer.join(timeout=10)
 
     # -- helpers ------------------------------------------------------------------
     def _window_evidence(self, result: Mapping[str, Any]) -> WindowEvidence:

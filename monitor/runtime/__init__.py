@@ -3,6 +3,8 @@
 May import: every room of ``monitor``.
 """
 
-from monitor.runtime.build import Runtime, build, run
+from monitor.runtime.build import Runtime, build
+from monitor.runtime.jobs import Jobs, processed_lag, schedule_service_jobs
+from monitor.runtime.serve import run
 
-__all__ = ["Runtime", "build", "run"]
+__all__ = ["Jobs", "Runtime", "build", "processed_lag", "run", "schedule_service_jobs"]

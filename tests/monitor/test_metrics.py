@@ -97,6 +97,7 @@ def _fill(metrics: Metrics) -> None:
     metrics.count_retrain_launch("carloan", "command", "started")
     metrics.set_canary_status("carloan", "running")
     metrics.count_canary_decision("carloan", "promote")
+    metrics.count_job_error("retrain")
 
 
 def test_design_metrics_have_their_names_types_and_labels(

@@ -1,0 +1,128 @@
+"""The service's periodic work, as named APScheduler jobs.
+
+=====================  ==============================  =====================================
+job                    every                           does
+=====================  ==============================  =====================================
+``broker-check``       ``jobs.broker_check_interval``  probes the bootstrap servers (readiness)
+``consumer-lag``       ``jobs.metrics_interval``       ``driftloop_consumer_lag`` per partition
+``label-join-expiry``  ``jobs.label_expiry_interval``  drops unjoined rows past the label TTL
+``label-join-gauges``  ``jobs.label_expiry_interval``  ``driftloop_label_join_pending``
+``retrain``            ``jobs.retrain_interval``       retries due launches, polls running runs
+``registry-poll``      ``mlflow.poll_interval``        follows the MLflow aliases of baselines
+=====================  ==============================  =====================================
+
+Every job coalesces missed runs and never overlaps itself. A job that raises is
+logged with its name, counted in ``driftloop_job_errors_total{job}`` and runs
+again at its next time; the other jobs are not affected. ``stop`` waits for
+running jobs, so SIGTERM leaves none half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from kafka import TopicPartition
+from kafka.errors import IllegalStateError
+
+from monitor.ingest import Consumer, broker_reachable
+from monitor.metrics import Metrics
+from monitor.react import RetrainReactor
+
+if TYPE_CHECKING:  # only for annotations: build imports this module's caller
+    from monitor.runtime.build import Runtime
+
+__all__ = ["Jobs", "processed_lag", "schedule_service_jobs"]
+
+log = logging.getLogger("driftloop.jobs")
+
+
+class Jobs:
+    """A background scheduler whose jobs are guarded: a failure is counted, not fatal."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def add(self, name: str, every_seconds: float, work: Callable[[], object]) -> None:
+        """Run ``work`` every ``every_seconds`` under the job name ``name``."""
+        self.scheduler.add_job(self._guarded(name, work), "interval", seconds=every_seconds,
+                               id=name, name=name)
+
+    def _guarded(self, name: str, work: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except Exception as exc:
+                self.metrics.count_job_error(name)
+                log.exception("job %s failed (%s: %s); it runs again at its next time",
+                              name, type(exc).__name__, exc)
+
+        return run
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(job.id for job in self.scheduler.get_jobs())
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+
+def processed_lag(consumer: Consumer,
+                  processed: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """Records between what the service has handled and the end of each partition.
+
+    The end is the high-water mark of the last fetch response, kept in memory by the
+    consumer (safe to read from another thread; ``end_offsets()`` would be a request
+    on the consumer, which is not thread-safe, and reads low against Tansu).
+    Partitions not fetched yet have no lag.
+    """
+    lags: dict[tuple[str, int], int] = {}
+    for (topic, partition), offset in list(processed.items()):
+        try:
+            end = consumer.highwater(TopicPartition(topic, partition))
+        except (IllegalStateError, AssertionError, KeyError):
+            continue  # revoked since the mark was read: another member reports it
+        if end is not None:
+            lags[(topic, partition)] = max(0, end - offset)
+    return lags
+
+
+def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
+    """Add the jobs of ``driftloop serve`` (the table of the module docstring)."""
+    config, loop, service, metrics = runtime.config, runtime.loop, runtime.service, jobs.metrics
+    every = config.jobs
+
+    def check_broker() -> None:
+        if loop.consumer is None:
+            return  # still connecting: the loop reports readiness itself
+        loop.broker_ok = broker_reachable(config.kafka.bootstrap_servers, timeout=1.0)
+        loop.last_error = None if loop.broker_ok else (
+            f"no answer from {', '.join(config.kafka.bootstrap_servers)}")
+
+    def refresh_lag() -> None:
+        if loop.consumer is not None:
+            metrics.set_lags(processed_lag(loop.consumer, service.partitions.processed))
+
+    def refresh_pending() -> None:
+        for model, counts in runtime.store.pending_counts().items():
+            metrics.set_join_pending(model, counts.predictions, counts.labels)
+
+    jobs.add("broker-check", every.broker_check_interval, check_broker)
+    jobs.add("consumer-lag", every.metrics_interval, refresh_lag)
+    jobs.add("label-join-expiry", every.label_expiry_interval, service.expire_labels)
+    jobs.add("label-join-gauges", every.label_expiry_interval, refresh_pending)
+    if isinstance(runtime.reactor, RetrainReactor):
+        jobs.add("retrain", every.retrain_interval, runtime.reactor.tick)
+    if runtime.watch is not None:
+        jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)

@@ -1,0 +1,179 @@
+"""The consumer thread: connect, subscribe, step until told to stop, recover on the way.
+
+:class:`ConsumerLoop` owns the Kafka clients and drives :meth:`Service.step`:
+
+1. connect (a broker that is down at start makes the service not ready, not a crash);
+2. subscribe with a rebalance listener that restores and revokes partitions;
+3. between batches, apply baseline changes queued by the registry watch (a window
+   boundary for every stream);
+4. step; a failed step (store or broker trouble half-way) rewinds to the stored
+   state and retries after a pause;
+5. replace a consumer whose group join never completes (seen after a broker restart);
+6. on stop, persist and commit everything (the SIGTERM path).
+
+Broker reachability for ``/readyz`` is probed by a scheduled job
+(:mod:`monitor.runtime.jobs`), which sets ``broker_ok``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+
+from monitor.baseline import RegistryWatch
+from monitor.config import Config
+from monitor.ingest import Consumer, DeadLetterWriter, make_consumer, make_producer
+from monitor.stream.service import Service
+
+__all__ = ["CONNECT_TIMEOUT_MS", "STUCK_JOIN_SECONDS", "ConsumerLoop"]
+
+log = logging.getLogger("driftloop")
+
+# how long one attempt to reach the bootstrap servers waits before the loop retries
+CONNECT_TIMEOUT_MS = 5000
+# a consumer with no partitions this long while the broker answers is replaced
+STUCK_JOIN_SECONDS = 30.0
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.loop.service.revoke((tp.topic, tp.partition) for tp in revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        seeks = self.loop.service.restore((tp.topic, tp.partition) for tp in assigned)
+        consumer = self.loop.consumer
+        assert consumer is not None
+        for (topic, partition), offset in seeks.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+
+
+class ConsumerLoop:
+    """Runs on the thread that calls :meth:`run`; ``stopping`` ends it cleanly."""
+
+    def __init__(self, config: Config, service: Service, stopping: threading.Event,
+                 watch: RegistryWatch | None = None) -> None:
+        self.config = config
+        self.service = service
+        self.stopping = stopping
+        self.watch = watch
+        self.consumer: Consumer | None = None
+        self.producer: Any = None
+        self.broker_ok = False  # ready only once the Kafka clients are connected
+        self.last_error: str | None = "not connected to the broker yet"
+
+    def connect(self) -> bool:
+        """Create the Kafka clients; False, and not ready, while no broker answers."""
+        kafka = self.config.kafka
+        try:
+            if self.producer is None:
+                self.producer = make_producer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+            if self.consumer is None:
+                self.consumer = make_consumer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+        except KafkaError as exc:
+            self.broker_ok = False
+            self.last_error = (f"no broker answers at {', '.join(kafka.bootstrap_servers)} "
+                               f"({type(exc).__name__})")
+            log.warning("%s; retrying", self.last_error)
+            return False
+        self.service.consumer = self.consumer
+        self.service.dead_letters = DeadLetterWriter(self.producer, kafka.dead_letter_topic)
+        self.broker_ok, self.last_error = True, None
+        return True
+
+    def run(self) -> None:
+        while not self.stopping.is_set() and not self.connect():
+            self.stopping.wait(2.0)
+        if self.stopping.is_set():
+            return
+        self._subscribe()
+        needs_rewind = False
+        unassigned_since: float | None = None
+        last_check = 0.0
+        while not self.stopping.is_set():
+            if needs_rewind:
+                needs_rewind = not self._rewind()
+                if needs_rewind:
+                    self.stopping.wait(1.0)
+                    continue
+            if self.watch is not None:
+                for change in self.watch.take():
+                    self.service.swap_baseline(change.model, change.key, change.baseline)
+            try:
+                self.service.step()
+            except Exception as exc:  # stay up: report, back off, reload the stored state
+                log.warning("consumer step failed (%s: %s); reloading the stored state and "
+                            "retrying", type(exc).__name__, exc)
+                self.stopping.wait(1.0)
+                needs_rewind = True
+                continue
+            now = time.monotonic()
+            if now - last_check >= 5.0:
+                last_check = now
+                unassigned_since = self._check_join(now, unassigned_since)
+        if not needs_rewind:
+            self.service.persist(force=True)
+
+    def _check_join(self, now: float, unassigned_since: float | None) -> float | None:
+        """A group join that never completes leaves the consumer without partitions for
+        good: start a new one. Returns when the consumer was first seen unassigned."""
+        assert self.consumer is not None
+        if self.consumer.assignment() or not self.broker_ok:
+            return None
+        if unassigned_since is None:
+            return now
+        if now - unassigned_since > STUCK_JOIN_SECONDS:
+            log.warning("no partitions assigned for %.0f s although the broker answers: "
+                        "starting a new consumer", now - unassigned_since)
+            self._recreate_consumer()
+            return None
+        return unassigned_since
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        kafka = self.config.kafka
+        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic],
+                                listener=_Rebalance(self))
+
+    def _recreate_consumer(self) -> None:
+        old, self.consumer = self.consumer, None
+        with contextlib.suppress(Exception):
+            if old is not None:
+                old.close(autocommit=False)
+        while not self.stopping.is_set() and not self.connect():
+            self.stopping.wait(2.0)
+        if self.consumer is not None:
+            self._subscribe()
+
+    def _rewind(self) -> bool:
+        """Reload the stored state and seek to its offsets; False if that failed too."""
+        assert self.consumer is not None
+        try:
+            assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+            seeks = self.service.rewind(assigned)
+            for tp in assigned:
+                if tp in seeks:
+                    self.consumer.seek(TopicPartition(*tp), seeks[tp])
+                else:
+                    self.consumer.seek_to_beginning(TopicPartition(*tp))
+        except Exception as exc:
+            log.warning("could not reload the stored state yet (%s: %s)", type(exc).__name__, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is None:
+                continue
+            try:
+                client.close()
+            except Exception as exc:
+                log.warning("while closing the Kafka clients: %s", exc)

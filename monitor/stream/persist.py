@@ -1,0 +1,189 @@
+"""Step 5 of the loop: what the consumer has done since the last persist, in one transaction;
+and reading it back at start-up.
+
+Between persists the loop collects closed-window results, predictions waiting
+for their label and labels waiting for their prediction (:class:`Persister`).
+:meth:`Persister.write` stores, in ONE transaction: the closed windows' results
+(upserts keyed by their identity, so a replay overwrites), the label-join rows and
+the joins they complete, the realized-performance windows those joins close, the
+checkpoint of every open window that changed, the per-partition processed marks
+and the commit offsets. Either all of it is stored or none of it is, which is the
+exactly-once effect of design section 9.
+
+When: closed windows are written at once, but not more than every
+``WINDOW_PERSIST_SECONDS`` (under load windows close many times a second, and each
+write also checkpoints the open windows); everything else every
+``kafka.commit_interval_seconds``, or when ``MAX_BUFFERED_ROWS`` join rows wait.
+The latest prediction time persisted is the label-join clock (``event_time_ms``):
+the TTL runs in event time, so a replay of old data joins as it did live
+(expiry itself is a scheduled job, :meth:`monitor.stream.Service.expire_labels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.ingest import Label, Prediction
+from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
+from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
+from monitor.stream.pipeline import ModelPipeline, WindowOutput
+
+__all__ = [
+    "ALL_VERSIONS",
+    "MAX_BUFFERED_ROWS",
+    "PERFORMANCE_KIND",
+    "WINDOW_PERSIST_SECONDS",
+    "PerformanceOutput",
+    "Persisted",
+    "Persister",
+]
+
+WINDOW_PERSIST_SECONDS = 0.5
+MAX_BUFFERED_ROWS = 50_000
+PERFORMANCE_KIND = "performance"
+ALL_VERSIONS = "*"
+
+PerformanceOutput = tuple[str, str, dict[str, Any]]  # model, version, performance result
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """What one persist stored, for the export and the reactor."""
+
+    outputs: list[WindowOutput]
+    performance: list[PerformanceOutput]
+    joined: dict[str, int]  # pairs joined per model
+    positions: dict[TopicPartitionKey, int]
+
+
+@dataclass
+class _Buffers:
+    outputs: list[WindowOutput] = field(default_factory=list)
+    predictions: list[PendingPrediction] = field(default_factory=list)
+    labels: list[PendingLabel] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.predictions) + len(self.labels)
+
+
+class Persister:
+    """Collects the loop's writes and stores them in one transaction when due."""
+
+    def __init__(self, store: Store, pipelines: Mapping[str, ModelPipeline], group: str,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.pipelines = pipelines
+        self.group = group
+        self.clock = clock
+        self.buffers = _Buffers()
+        self.last_persist = clock()
+        # event time for the label-join TTL: the latest prediction time persisted
+        self.event_time_ms: int | None = None
+
+    @property
+    def outputs(self) -> list[WindowOutput]:
+        return self.buffers.outputs
+
+    def add_predictions(self, model: str, version: str, run: list[Prediction],
+                        ttl_seconds: float) -> None:
+        ttl_ms = int(ttl_seconds * 1000)
+        self.buffers.predictions.extend(
+            PendingPrediction(
+                model=model, request_id=e.request_id, version=version,
+                prediction=e.prediction, timestamp_ms=e.timestamp_ms,
+                expires_at_ms=e.timestamp_ms + ttl_ms, score=e.score, scores=e.scores)
+            for e in run)
+
+    def add_label(self, event: Label, ttl_seconds: float) -> None:
+        self.buffers.labels.append(PendingLabel(
+            model=event.model, request_id=event.request_id, label=event.label,
+            timestamp_ms=event.timestamp_ms,
+            expires_at_ms=event.timestamp_ms + int(ttl_seconds * 1000)))
+
+    def discard(self) -> None:
+        """Forget what was not persisted (a rewind reloads it from the stream)."""
+        self.buffers = _Buffers()
+
+    def due(self, interval_seconds: float, force: bool, positions_moved: bool) -> bool:
+        since = self.clock() - self.last_persist
+        windows_due = bool(self.buffers.outputs) and since >= WINDOW_PERSIST_SECONDS
+        if not (force or since >= interval_seconds or windows_due
+                or len(self.buffers) >= MAX_BUFFERED_ROWS):
+            return False
+        if not (positions_moved or self.buffers.outputs or force):
+            self.last_persist = self.clock()  # nothing happened since: start a new interval
+            return False
+        return True
+
+    def write(self, partitions: Partitions, positions: dict[TopicPartitionKey, int],
+              force: bool) -> Persisted:
+        buffers = self.buffers
+        performance: list[PerformanceOutput] = []
+        joined: dict[str, int] = {}
+        with self.store.transaction() as tx:
+            for out in buffers.outputs:
+                tx.put_window(out.model, out.version, out.key, out.index, out.result,
+                              out.start_ms, out.end_ms)
+            for model, pairs in self._join(tx, buffers).items():
+                joined[model] = len(pairs)
+                for version, index, result in self.pipelines[model].add_pairs(pairs):
+                    # the index makes the evidence's identity stable across replays
+                    performance.append((model, version, {**result, "window": index}))
+                tx.save_checkpoint(model, ALL_VERSIONS, PERFORMANCE_KIND,
+                                   self.pipelines[model].performance_state(), {})
+            for pipeline in self.pipelines.values():
+                for (version, partition), stream in pipeline.streams.items():
+                    if stream.dirty or force:
+                        tx.save_checkpoint(pipeline.name, version, f"p{partition}",
+                                           stream.checkpoint(), {})
+            if positions:
+                tx.commit_offsets(self.group, positions)
+            for (topic, partition), mark in partitions.marks().items():
+                tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition), mark.to_dict(), {})
+        self.buffers = _Buffers()
+        self.last_persist = self.clock()
+        return Persisted(buffers.outputs, performance, joined, positions)
+
+    def load(self, prediction_partitions: set[int],
+             first_restore: bool) -> dict[TopicPartitionKey, PartitionMark]:
+        """Read the checkpoints back: open windows of ``prediction_partitions`` into their
+        streams, the performance windows on the first restore only (later ones would
+        overwrite what this process already holds); returns every stored processed mark."""
+        marks: dict[TopicPartitionKey, PartitionMark] = {}
+        for checkpoint in self.store.load_checkpoints():
+            state = checkpoint.state
+            if not isinstance(state, dict):
+                continue
+            if checkpoint.model == ALL_MODELS:
+                partition = PartitionMark.partition_of(checkpoint.kind)
+                if partition is not None:
+                    marks[(checkpoint.version, partition)] = PartitionMark(
+                        int(state["processed"]), state.get("topic_id"))
+                continue
+            pipeline = self.pipelines.get(checkpoint.model)
+            if pipeline is None:
+                continue
+            if checkpoint.kind == PERFORMANCE_KIND:
+                if first_restore:
+                    pipeline.restore_performance(state)
+            elif int(checkpoint.kind.lstrip("p")) in prediction_partitions:
+                pipeline.stream(checkpoint.version, int(checkpoint.kind.lstrip("p"))).restore(state)
+        return marks
+
+    def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
+        """Store the new join rows and return the pairs they complete, per model."""
+        keys = [(p.model, p.request_id) for p in buffers.predictions]
+        keys += [(label.model, label.request_id) for label in buffers.labels]
+        if buffers.predictions:
+            tx.add_predictions(buffers.predictions)
+        if buffers.labels:
+            tx.add_labels(buffers.labels)
+        latest = max((p.timestamp_ms for p in buffers.predictions), default=None)
+        if latest is not None and (self.event_time_ms is None or latest > self.event_time_ms):
+            self.event_time_ms = latest
+        by_model: dict[str, list[Any]] = {}
+        for pair in (tx.join(keys) if keys else []):
+            by_model.setdefault(pair.model, []).append(pair)
+        return by_model

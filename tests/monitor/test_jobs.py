@@ -1,0 +1,87 @@
+"""monitor.runtime.jobs: named APScheduler jobs, guarded so one failure harms nothing else."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
+from monitor.runtime import Jobs, processed_lag
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what}: not reached after {timeout:.0f}s")
+
+
+def test_a_failing_job_is_counted_and_runs_again_while_the_others_keep_running() -> None:
+    registry = CollectorRegistry()
+    jobs = Jobs(Metrics(registry))
+    calls = {"failing": 0, "steady": 0}
+    lock = threading.Lock()
+
+    def failing() -> None:
+        with lock:
+            calls["failing"] += 1
+        raise RuntimeError("the store is away")
+
+    def steady() -> None:
+        with lock:
+            calls["steady"] += 1
+
+    jobs.add("failing", 0.05, failing)
+    jobs.add("steady", 0.05, steady)
+    jobs.start()
+    assert jobs.names == ["failing", "steady"]
+    try:
+        wait_until(lambda: calls["failing"] >= 3 and calls["steady"] >= 3,
+                   "three runs of each job")
+    finally:
+        jobs.stop()
+    errors = registry.get_sample_value("driftloop_job_errors_total",
+                                       {"job_name": "failing"})
+    assert errors is not None and errors == calls["failing"]
+    assert registry.get_sample_value("driftloop_job_errors_total",
+                                     {"job_name": "steady"}) is None
+
+
+def test_stop_waits_for_a_running_job_to_finish() -> None:
+    jobs = Jobs(Metrics(CollectorRegistry()))
+    started, finished = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    jobs.add("slow", 0.05, slow)
+    jobs.start()
+    assert started.wait(20)
+    jobs.stop()
+    assert finished.is_set()
+
+
+class _Consumer:
+    """The part of KafkaConsumer the lag job reads: high-water marks in memory."""
+
+    def __init__(self, ends: dict[tuple[str, int], int | None]) -> None:
+        self.ends = ends
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        if (tp.topic, tp.partition) not in self.ends:
+            raise AssertionError("partition is not assigned")
+        return self.ends[(tp.topic, tp.partition)]
+
+
+def test_processed_lag_counts_records_after_the_processed_mark_and_skips_the_unknown() -> None:
+    consumer = _Consumer({("p", 0): 120, ("p", 1): None, ("l", 0): 5})
+    processed = {("p", 0): 100, ("p", 1): 7, ("l", 0): 9, ("gone", 3): 1}
+    assert processed_lag(consumer, processed) == {("p", 0): 20, ("l", 0): 0}  # type: ignore[arg-type]
