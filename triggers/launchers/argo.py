@@ -76,7 +76,7 @@ class ArgoLauncher:
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
-        values = request.placeholders()
+        values = request.placeholders()  # checked before any of them is used
         url = f"{self.host}/api/v1/workflows/{self.namespace}/submit"
         body = {
             "resourceKind": "WorkflowTemplate",
@@ -89,7 +89,7 @@ class ArgoLauncher:
                     for name, value in self.parameters.items()
                 ],
                 "labels": f"driftloop/model={kubernetes_name(request.model, 63)},"
-                f"driftloop/reason={request.reason}",
+                f"driftloop/reason={values['reason']}",
             },
         }
         response = self._http.send("POST", url, json=body, headers=bearer(self.secret))

@@ -82,15 +82,16 @@ class KfpLauncher:
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
+        values = request.placeholders()  # checked before any of them is used
         body: dict[str, Any] = {
-            "display_name": f"driftloop {request.model} {request.reason}",
+            "display_name": f"driftloop {values['model']} {values['reason']}",
             "description": f"{request.sentence} (idempotency key {request.idempotency_key})",
             "pipeline_version_reference": {
                 "pipeline_id": self.pipeline_id,
                 "pipeline_version_id": self.pipeline_version_id,
             },
             "runtime_config": {
-                "parameters": fill_parameters(self.parameters, request.placeholders())
+                "parameters": fill_parameters(self.parameters, values)
             },
         }
         if self.experiment_id:
