@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["triggers.text", "triggers.launchers.command"]
+MODULES = ["triggers.text", "triggers.redact", "triggers.launchers.command"]
 
 
 @pytest.mark.parametrize("name", MODULES)

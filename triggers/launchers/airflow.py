@@ -16,6 +16,7 @@ import httpx
 
 from triggers.launchers.base import LaunchRequest, RunRef, RunState, RunStatus
 from triggers.launchers.http import HttpTarget, bearer
+from triggers.redact import redact_url
 
 __all__ = ["AirflowLauncher"]
 
@@ -46,8 +47,8 @@ class AirflowLauncher:
         self.base = f"{host.rstrip('/')}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
         self.secret = secret
         self._http = HttpTarget(
-            f"airflow launcher {host} dag {dag_id}", client or httpx.Client(), timeout,
-            max_attempts, retry_wait_seconds, frozenset({429}),
+            f"airflow launcher {redact_url(host)} dag {dag_id}", client or httpx.Client(),
+            timeout, max_attempts, retry_wait_seconds, frozenset({429}), secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
@@ -62,7 +63,7 @@ class AirflowLauncher:
         )
         return RunRef(
             "airflow", request.idempotency_key, request.idempotency_key,
-            url=f"{self.base}/{quote(request.idempotency_key, safe='')}",
+            url=redact_url(f"{self.base}/{quote(request.idempotency_key, safe='')}"),
         )
 
     def status(self, ref: RunRef) -> RunStatus:

@@ -27,6 +27,7 @@ from triggers.launchers.base import (
     fill_placeholders,
 )
 from triggers.launchers.http import HttpTarget, bearer
+from triggers.redact import redact_url
 
 __all__ = ["ArgoLauncher", "kubernetes_name"]
 
@@ -71,8 +72,8 @@ class ArgoLauncher:
             check_placeholders(value, "argo launcher parameters")
         self.secret = secret
         self._http = HttpTarget(
-            f"argo launcher {host}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds,
+            f"argo launcher {redact_url(host)}", client or httpx.Client(), timeout, max_attempts,
+            retry_wait_seconds, secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
@@ -96,14 +97,14 @@ class ArgoLauncher:
         name = _workflow_name(response.json() if response.content else None)
         if name is None:
             raise LaunchError(
-                f"argo launcher: POST {url} answered HTTP {response.status_code} without "
-                "metadata.name; expected the submitted Workflow",
+                f"argo launcher: POST {redact_url(url)} answered HTTP {response.status_code} "
+                "without metadata.name; expected the submitted Workflow",
                 retryable=False,
                 status=response.status_code,
             )
         return RunRef(
             "argo", name, request.idempotency_key,
-            url=f"{self.host}/api/v1/workflows/{self.namespace}/{name}",
+            url=redact_url(f"{self.host}/api/v1/workflows/{self.namespace}/{name}"),
         )
 
     def status(self, ref: RunRef) -> RunStatus:

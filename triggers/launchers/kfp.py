@@ -25,6 +25,7 @@ from triggers.launchers.base import (
     fill_placeholders,
 )
 from triggers.launchers.http import HttpTarget, bearer
+from triggers.redact import redact_url
 
 __all__ = ["DEFAULT_PARAMETERS", "KfpLauncher"]
 
@@ -77,8 +78,8 @@ class KfpLauncher:
                 check_placeholders(value, "kfp launcher parameters")
         self.secret = secret
         self._http = HttpTarget(
-            f"kfp launcher {host}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds,
+            f"kfp launcher {redact_url(host)}", client or httpx.Client(), timeout, max_attempts,
+            retry_wait_seconds, secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
@@ -97,8 +98,10 @@ class KfpLauncher:
         if self.experiment_id:
             body["experiment_id"] = self.experiment_id
         response = self._http.send("POST", self.base, json=body, headers=bearer(self.secret))
-        run_id = _field(response, "run_id", self.base)
-        return RunRef("kfp", run_id, request.idempotency_key, url=f"{self.base}/{run_id}")
+        run_id = _field(response, "run_id", redact_url(self.base))
+        return RunRef(
+            "kfp", run_id, request.idempotency_key, url=redact_url(f"{self.base}/{run_id}")
+        )
 
     def status(self, ref: RunRef) -> RunStatus:
         url = f"{self.base}/{ref.run_id}"

@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from typing import Literal
 
 from triggers.launchers.base import RunState, RunStatus
+from triggers.redact import MIN_SECRET_CHARS, REDACTED
 
-__all__ = ["REDACTED", "ProcessRun", "redacted_tail"]
+__all__ = ["ProcessRun", "redacted_tail"]
 
-REDACTED = "[redacted]"
 _READ_BYTES = 65536
 
 Ending = Literal["exited", "timed_out", "stopped"]
@@ -78,7 +78,7 @@ class ProcessRun:
         self.popen = popen
         self.timeout = timeout
         self.tail_bytes = tail_bytes
-        self.secrets = tuple(s.encode() for s in secrets if s)
+        self.secrets = tuple(s.encode() for s in secrets if len(s) >= MIN_SECRET_CHARS)
         self.done = threading.Event()
         self._keep = tail_bytes + max((len(s) for s in self.secrets), default=0)
         self._buffer = bytearray()
