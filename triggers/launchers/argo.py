@@ -6,7 +6,8 @@
 ["name=value", ...], "labels": "driftloop/model=...,driftloop/reason=..."}}``.
 Parameters take the launcher placeholders; with none configured, ``model``
 and ``reason`` are sent. Status reads ``status.phase`` of
-``GET {host}/api/v1/workflows/{namespace}/{name}``.
+``GET {host}/api/v1/workflows/{namespace}/{name}`` (namespace and name
+quoted as path segments: the name comes from Argo's answer).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from triggers.launchers.base import (
     check_placeholders,
     fill_placeholders,
 )
-from triggers.launchers.http import HttpTarget, bearer
+from triggers.launchers.http import HttpTarget, bearer, path_segment
 from triggers.redact import redact_url
 
 __all__ = ["ArgoLauncher", "kubernetes_name"]
@@ -64,6 +65,8 @@ class ArgoLauncher:
         max_attempts: int = 5,
         retry_wait_seconds: float = 0.5,
     ) -> None:
+        if namespace in ("", ".", ".."):
+            raise ValueError(f"argo launcher namespace: got {namespace!r}, expected a namespace")
         self.host = host.rstrip("/")
         self.namespace = namespace
         self.template = template
@@ -78,7 +81,7 @@ class ArgoLauncher:
 
     def launch(self, request: LaunchRequest) -> RunRef:
         values = request.placeholders()  # checked before any of them is used
-        url = f"{self.host}/api/v1/workflows/{self.namespace}/submit"
+        url = f"{self._workflows}/submit"
         body = {
             "resourceKind": "WorkflowTemplate",
             "resourceName": self.template,
@@ -104,15 +107,23 @@ class ArgoLauncher:
             )
         return RunRef(
             "argo", name, request.idempotency_key,
-            url=redact_url(f"{self.host}/api/v1/workflows/{self.namespace}/{name}"),
+            url=redact_url(self._workflow_url(name)),
         )
 
     def status(self, ref: RunRef) -> RunStatus:
-        url = f"{self.host}/api/v1/workflows/{self.namespace}/{ref.run_id}"
+        url = self._workflow_url(ref.run_id)
         answer = self._http.send("GET", url, headers=bearer(self.secret)).json()
         status = (answer.get("status") or {}) if isinstance(answer, dict) else {}
         phase = str(status.get("phase", ""))
         return RunStatus(_STATES.get(phase, "unknown"), f"argo workflow {ref.run_id} phase {phase}")
+
+    @property
+    def _workflows(self) -> str:
+        namespace = path_segment(self.namespace, "argo launcher namespace")
+        return f"{self.host}/api/v1/workflows/{namespace}"
+
+    def _workflow_url(self, name: str) -> str:
+        return f"{self._workflows}/{path_segment(name, 'argo launcher workflow name')}"
 
 
 def _workflow_name(answer: Any) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -22,7 +23,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from triggers.launchers.base import LaunchError
 from triggers.redact import mask, redact_url, url_secrets
 
-__all__ = ["HttpTarget", "bearer"]
+__all__ = ["HttpTarget", "bearer", "path_segment"]
 
 _BODY_SHOWN = 300
 
@@ -35,6 +36,22 @@ class _Transient(Exception):
 
 def bearer(secret: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"} if secret else {}
+
+
+def path_segment(value: str, subject: str) -> str:
+    """``value`` quoted as exactly one URL path segment; a final LaunchError for a dot segment.
+
+    Run ids come back from the target (and from the state store): quoted with
+    nothing safe, ``/``, ``?`` and ``#`` cannot leave the segment. ``.`` and
+    ``..`` stay themselves when quoted and would climb the path, so they are
+    refused, like the empty name.
+    """
+    if value in ("", ".", ".."):
+        raise LaunchError(
+            f"{subject}: got {value!r}, expected a non-empty name other than '.' and '..'",
+            retryable=False,
+        )
+    return quote(value, safe="")
 
 
 def _shown(response: httpx.Response) -> str:

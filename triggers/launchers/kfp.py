@@ -5,7 +5,8 @@ idempotency key; KFP has no idempotency of its own), ``experiment_id`` when
 set, ``pipeline_version_reference`` and ``runtime_config.parameters``. String
 parameter values take the launcher placeholders; with no parameters
 configured, ``model`` and ``reason`` are sent. Status reads the run's
-``state`` from ``GET {host}/apis/v2beta1/runs/{run_id}``.
+``state`` from ``GET {host}/apis/v2beta1/runs/{run_id}`` (the run id quoted
+as one path segment: it comes from the target's answer).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from triggers.launchers.base import (
     check_placeholders,
     fill_placeholders,
 )
-from triggers.launchers.http import HttpTarget, bearer
+from triggers.launchers.http import HttpTarget, bearer, path_segment
 from triggers.redact import redact_url
 
 __all__ = ["DEFAULT_PARAMETERS", "KfpLauncher"]
@@ -99,15 +100,17 @@ class KfpLauncher:
             body["experiment_id"] = self.experiment_id
         response = self._http.send("POST", self.base, json=body, headers=bearer(self.secret))
         run_id = _field(response, "run_id", redact_url(self.base))
-        return RunRef(
-            "kfp", run_id, request.idempotency_key, url=redact_url(f"{self.base}/{run_id}")
-        )
+        return RunRef("kfp", run_id, request.idempotency_key, url=redact_url(self._run_url(run_id)))
 
     def status(self, ref: RunRef) -> RunStatus:
-        url = f"{self.base}/{ref.run_id}"
+        url = self._run_url(ref.run_id)
         response = self._http.send("GET", url, headers=bearer(self.secret))
-        state = str(response.json().get("state", ""))
+        answer = response.json()
+        state = str(answer.get("state", "")) if isinstance(answer, dict) else ""
         return RunStatus(_STATES.get(state, "unknown"), f"kfp run {ref.run_id} state {state}")
+
+    def _run_url(self, run_id: str) -> str:
+        return f"{self.base}/{path_segment(run_id, 'kfp launcher run_id')}"
 
 
 def _field(response: httpx.Response, name: str, url: str) -> str:
