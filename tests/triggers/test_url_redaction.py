@@ -127,3 +127,15 @@ def test_status_errors_carry_no_url_secret(kind: str) -> None:
     with pytest.raises(LaunchError) as info:
         LAUNCHERS[kind](client(refuse)).status(ref)
     leak_free(info.value, info.value.reason)
+
+
+def test_unusable_url_is_a_final_launch_error_without_its_secrets() -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request expected")
+
+    url = "http://user:pw-9c1d@hooks.example:notaport/x?token=SECRET-7f3a"
+    with pytest.raises(LaunchError) as info:
+        WebhookLauncher(url, client=client(never), **FAST).launch(REQUEST)
+    assert info.value.retryable is False
+    assert "InvalidURL" in str(info.value)
+    leak_free(info.value, info.value.reason)
