@@ -139,3 +139,17 @@ def test_unusable_url_is_a_final_launch_error_without_its_secrets() -> None:
     assert info.value.retryable is False
     assert "InvalidURL" in str(info.value)
     leak_free(info.value, info.value.reason)
+
+
+def test_echoed_body_is_one_line_and_a_secret_at_the_cut_leaves_no_fragment() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        # the bearer token starts 4 characters before the 300-character cut
+        body = "bad\r\nINFO forged " + "x" * (296 - len("bad\r\nINFO forged ")) + BEARER
+        return httpx.Response(400, text=body)
+
+    with pytest.raises(LaunchError) as info:
+        LAUNCHERS["kfp"](client(refuse)).launch(REQUEST)
+    message = str(info.value)
+    assert "\r" not in message and "\n" not in message
+    assert "bad\\r\\nINFO forged" in message
+    assert BEARER[:4] not in message

@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from triggers.launchers.base import LaunchError
 from triggers.redact import mask, redact_url, url_secrets
+from triggers.text import printable
 
 __all__ = ["HttpTarget", "bearer", "path_segment"]
 
@@ -54,10 +55,12 @@ def path_segment(value: str, subject: str) -> str:
     return quote(value, safe="")
 
 
-def _shown(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    if len(text) > _BODY_SHOWN:
-        text = text[: _BODY_SHOWN - 3] + "..."
+def _shown(response: httpx.Response, hidden: tuple[str, ...]) -> str:
+    """The status and the start of the body: secrets masked before the cut (so none is
+    left in part), control characters escaped (a body cannot forge a log line)."""
+    longest = max((len(s) for s in hidden), default=0)
+    text = mask(response.text[: _BODY_SHOWN + longest], hidden).strip()
+    text = printable(text, _BODY_SHOWN)
     return f"HTTP {response.status_code}" + (f" {text}" if text else "")
 
 
@@ -104,7 +107,7 @@ class HttpTarget:
                 ) from None
             if response.is_success or response.status_code in accept:
                 return response
-            answer = mask(_shown(response), hidden)
+            answer = _shown(response, hidden)
             if response.status_code >= 500 or response.status_code in self.retry_statuses:
                 raise _Transient(answer, response.status_code)
             raise LaunchError(
