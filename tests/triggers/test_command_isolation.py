@@ -146,7 +146,7 @@ def test_secret_values_are_redacted_from_the_output_tail(grandchildren: list[int
 
 def test_a_secret_cut_by_the_tail_boundary_leaves_no_fragment() -> None:
     secret = "S3cr3tT0k3nXYZ"
-    # the secret starts 4 bytes before the kept tail: a naive cut keeps "3cr3tT0k3nXYZ"
+    # the secret starts 4 bytes before the kept tail: a naive cut keeps "3tT0k3nXYZ"
     code = (f"import sys; sys.stdout.write('A' * 5000 + {secret!r} + "
             f"'B' * ({OUTPUT_TAIL_BYTES} - {len(secret) - 4}))")
     launcher = CommandLauncher([sys.executable, "-c", code], redact=[secret])
@@ -164,10 +164,10 @@ def test_grandchild_of_a_finished_run_is_stopped(grandchildren: list[int]) -> No
 
 
 def test_timeout_stops_the_command_and_its_grandchild(grandchildren: list[int]) -> None:
-    launcher = CommandLauncher([sys.executable, "-c", CHILD, "600"], timeout=2)
+    launcher = CommandLauncher([sys.executable, "-c", CHILD, "600"], timeout=3)
     status = run_child(launcher, grandchildren)
     assert status.state == "failed"
-    assert status.detail.startswith("timed out after 2s\n")
+    assert status.detail.startswith("timed out after 3s\n")
     assert gone_soon(grandchildren[0])
 
 
