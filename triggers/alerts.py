@@ -8,33 +8,50 @@ adding some, e.g. ``notification_reason``); required ones are validated.
 model; resolved alerts never do. An alert's identity is (fingerprint,
 startsAt): Alertmanager repeats a firing group every ``repeat_interval`` with
 the same identity, which is how repeats are recognised.
+
+Whoever can reach the webhook writes the alert text: the alertname, summary
+and fingerprint an ``AlertTrigger`` carries into decision sentences and logs
+are escaped and bounded (``triggers.text.printable``), so a CR/LF cannot
+forge a log line. ``check_grafana_signature`` verifies Grafana's HMAC,
+including its timestamped form, against a maximum clock skew.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from triggers.evidence import AlertEvidence
+from triggers.text import printable
 
 __all__ = [
+    "GRAFANA_MAX_SKEW_SECONDS",
     "Alert",
     "AlertBatch",
     "AlertPayloadError",
     "AlertTrigger",
+    "check_grafana_signature",
     "parse_alert_payload",
     "retrain_requests",
     "verify_grafana_signature",
 ]
 
 _SOURCES: dict[str, Literal["alertmanager", "grafana"]] = {"4": "alertmanager", "1": "grafana"}
+
+GRAFANA_MAX_SKEW_SECONDS = 300.0
+# characters of alert text kept for sentences and logs
+_NAME_CHARS, _SUMMARY_CHARS, _FINGERPRINT_CHARS = 200, 500, 128
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+# ASCII digits only: str.isdigit() also accepts other scripts' digits
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 class AlertPayloadError(ValueError):
@@ -155,7 +172,8 @@ def parse_alert_payload(body: bytes, max_bytes: int) -> AlertBatch:
 def retrain_requests(batch: AlertBatch, alert_names: Collection[str] = ()) -> list[AlertTrigger]:
     """Firing alerts with a ``model`` label and ``action="retrain"`` (or a listed alertname).
 
-    Duplicates within the batch (same identity) appear once.
+    Duplicates within the batch (same identity) appear once. ``alert_names``
+    match the alertname as sent; the trigger carries it escaped.
     """
     found: dict[tuple[str, datetime], AlertTrigger] = {}
     for alert in batch.alerts:
@@ -165,31 +183,78 @@ def retrain_requests(batch: AlertBatch, alert_names: Collection[str] = ()) -> li
             continue
         trigger = AlertTrigger(
             model=model,
-            alertname=alert.name,
-            fingerprint=alert.fingerprint,
+            alertname=printable(alert.name, _NAME_CHARS),
+            fingerprint=printable(alert.fingerprint, _FINGERPRINT_CHARS),
             starts_at=alert.starts_at,
             source=batch.source,
-            summary=alert.annotations.get("summary", ""),
+            summary=printable(alert.annotations.get("summary", ""), _SUMMARY_CHARS),
             labels=alert.labels,
         )
         found.setdefault(trigger.identity, trigger)
     return list(found.values())
 
 
-def verify_grafana_signature(
-    body: bytes, header: str | None, secret: str, timestamp: str | None = None
-) -> bool:
-    """Check ``X-Grafana-Alerting-Signature``: hex HMAC-SHA256 of the body.
+def check_grafana_signature(
+    body: bytes,
+    signature: str | None,
+    secret: str,
+    *,
+    timestamp: str | None = None,
+    now: datetime | None = None,
+    max_skew_seconds: float = GRAFANA_MAX_SKEW_SECONDS,
+) -> str | None:
+    """None when ``signature`` is Grafana's HMAC of this delivery; otherwise why not.
 
-    With a timestamp header configured in Grafana the signed message is
-    ``"{timestamp}:{body}"``; staleness of that timestamp is the caller's call.
+    Grafana sends the hex HMAC-SHA256 of the body in
+    ``X-Grafana-Alerting-Signature``; with a timestamp header configured on the
+    contact point, of ``"{timestamp}:{body}"`` where the timestamp is unix
+    seconds. That timestamp must be within ``max_skew_seconds`` of ``now``
+    (UTC-aware; the clock when None): alert de-duplication remembers a bounded
+    number of alerts, so without it a captured delivery replays forever. The
+    reason names no secret and is safe to send back.
     """
-    if not header or not secret:
-        return False
-    message = body if timestamp is None else timestamp.encode() + b":" + body
+    if not secret:
+        return "no Grafana HMAC secret is configured"
+    if not signature:
+        return "missing signature"
+    given = signature.strip().removeprefix("sha256=").lower()
+    if not given.isascii() or not _HEX_SHA256.fullmatch(given):
+        return "signature: expected 64 hex digits (the HMAC-SHA256 of the body)"
+    message = body
+    if timestamp is not None:
+        if not _UNIX_SECONDS.fullmatch(timestamp):
+            return f"timestamp: got {printable(timestamp, 40)!r}, expected unix seconds"
+        moment = (now or datetime.now(UTC)).timestamp()
+        skew = abs(moment - int(timestamp))
+        if skew > max_skew_seconds:
+            return (
+                f"timestamp {timestamp} is {skew:.0f} s from now; expected at most "
+                f"{max_skew_seconds:g} s (a replayed or delayed delivery)"
+            )
+        message = timestamp.encode() + b":" + body
     expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    given = header.strip().removeprefix("sha256=").lower()
-    return hmac.compare_digest(expected, given)
+    # bytes: compare_digest refuses str with non-ASCII characters (checked above anyway)
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        return "signature does not match the body"
+    return None
+
+
+def verify_grafana_signature(
+    body: bytes,
+    header: str | None,
+    secret: str,
+    *,
+    timestamp: str | None = None,
+    now: datetime | None = None,
+    max_skew_seconds: float = GRAFANA_MAX_SKEW_SECONDS,
+) -> bool:
+    """True when ``check_grafana_signature`` finds nothing wrong; never raises on bad input."""
+    return (
+        check_grafana_signature(
+            body, header, secret, timestamp=timestamp, now=now, max_skew_seconds=max_skew_seconds
+        )
+        is None
+    )
 
 
 def _alert(item: _AlertIn) -> Alert:

@@ -28,6 +28,7 @@ from triggers.evidence import (
 )
 from triggers.launchers.base import LaunchRequest, format_time
 from triggers.state import TriggerState, transition
+from triggers.text import printable
 
 __all__ = ["Decision", "decide", "idempotency_key"]
 
@@ -155,22 +156,19 @@ def _window(state: TriggerState, window: WindowEvidence, now: datetime, policy: 
 
 def _alert(state: TriggerState, alert: AlertEvidence, now: datetime, policy: Policy) -> Decision:
     model = state.model
+    # alert text is the sender's: escaped so a sentence stays one line
+    name, fingerprint = printable(alert.alertname), printable(alert.fingerprint, 128)
     if "alert" not in policy.on:
-        sentence = (
-            f"no retrain for {model}: alert {alert.alertname} ignored, 'alert' is not in retrain.on"
-        )
+        sentence = f"no retrain for {model}: alert {name} ignored, 'alert' is not in retrain.on"
         return Decision("none", "alert", sentence, None, transition(state, "hold"))
     if alert.identity in state.seen_alerts:
         sentence = (
-            f"no retrain for {model}: alert {alert.alertname} (fingerprint {alert.fingerprint}, "
+            f"no retrain for {model}: alert {name} (fingerprint {fingerprint}, "
             f"firing since {_t(alert.starts_at)}) already handled"
         )
         return Decision("none", "alert", sentence, None, transition(state, "hold"))
     state = replace(state, seen_alerts=_remember(state.seen_alerts, alert.identity, policy))
-    because = (
-        f"alert {alert.alertname} firing since {_t(alert.starts_at)} "
-        f"(fingerprint {alert.fingerprint})"
-    )
+    because = f"alert {name} firing since {_t(alert.starts_at)} (fingerprint {fingerprint})"
     key = idempotency_key(model, "alert", alert.identity)
     return _gate(state, "alert", because, key, now, policy)
 
@@ -180,13 +178,15 @@ def _manual(state: TriggerState, request: ManualRequest, now: datetime, policy: 
     if "manual" not in policy.on:
         sentence = f"no retrain for {model}: manual request refused, 'manual' is not in retrain.on"
         return Decision("none", "manual", sentence, None, transition(state, "hold"))
+    # the caller's text: escaped so a sentence stays one line
+    request_id = printable(request.request_id, 100)
     if request.request_id in state.seen_requests:
-        sentence = f"no retrain for {model}: manual request {request.request_id} already handled"
+        sentence = f"no retrain for {model}: manual request {request_id} already handled"
         return Decision("none", "manual", sentence, None, transition(state, "hold"))
     state = replace(state, seen_requests=_remember(state.seen_requests, request.request_id, policy))
-    who = f" by {request.requested_by}" if request.requested_by else ""
-    note = f": {request.note}" if request.note else ""
-    because = f"manual request {request.request_id}{who}{note}"
+    who = f" by {printable(request.requested_by, 100)}" if request.requested_by else ""
+    note = f": {printable(request.note, 300)}" if request.note else ""
+    because = f"manual request {request_id}{who}{note}"
     key = idempotency_key(model, "manual", request.request_id)
     ignore_cooldown = policy.manual_ignores_cooldown
     return _gate(

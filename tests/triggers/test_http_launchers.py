@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -264,3 +265,46 @@ def test_airflow_retries_429_and_5xx_but_not_400() -> None:
 def test_unknown_placeholder_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match=r"unknown placeholder \{modle\}"):
         ArgoLauncher("http://argo", parameters={"m": "{modle}"})
+
+
+HOSTILE_RUN_ID = "../../x?y=1#z"
+
+
+def test_kfp_status_quotes_the_run_id_as_one_path_segment() -> None:
+    rec = Recorder(httpx.Response(200, json={"state": "RUNNING"}))
+    launcher = KfpLauncher("http://kfp", "p", "v", client=rec.client(), **fast())
+    launcher.status(RunRef("kfp", HOSTILE_RUN_ID, "k"))
+    sent = rec.requests[0].url
+    assert sent.raw_path == b"/apis/v2beta1/runs/..%2F..%2Fx%3Fy%3D1%23z"
+    assert sent.query == b""
+
+
+def test_kfp_run_id_from_the_answer_is_quoted_in_the_ref_url() -> None:
+    rec = Recorder(httpx.Response(200, json={"run_id": "a/b?c"}))
+    ref = KfpLauncher("http://kfp", "p", "v", client=rec.client(), **fast()).launch(REQUEST)
+    assert ref.url == "http://kfp/apis/v2beta1/runs/a%2Fb%3Fc"
+
+
+def test_argo_status_quotes_namespace_and_workflow_name() -> None:
+    rec = Recorder(httpx.Response(200, json={"status": {"phase": "Running"}}))
+    launcher = ArgoLauncher("http://argo", namespace="ml team", client=rec.client(), **fast())
+    launcher.status(RunRef("argo", HOSTILE_RUN_ID, "k"))
+    sent = rec.requests[0].url
+    assert sent.raw_path == b"/api/v1/workflows/ml%20team/..%2F..%2Fx%3Fy%3D1%23z"
+    assert sent.query == b""
+
+
+@pytest.mark.parametrize("run_id", ["", ".", ".."])
+@pytest.mark.parametrize("kind", ["kfp", "argo", "airflow"])
+def test_dot_segment_run_id_is_refused_without_a_request(kind: str, run_id: str) -> None:
+    rec = Recorder(httpx.Response(200, json={}))
+    launcher = {
+        "kfp": lambda: KfpLauncher("http://kfp", "p", "v", client=rec.client(), **fast()),
+        "argo": lambda: ArgoLauncher("http://argo", client=rec.client(), **fast()),
+        "airflow": lambda: AirflowLauncher("http://af", "d", client=rec.client(), **fast()),
+    }[kind]()
+    expected = re.escape("expected a non-empty name other than '.' and '..'")
+    with pytest.raises(LaunchError, match=expected) as info:
+        launcher.status(RunRef(kind, run_id, "k"))
+    assert info.value.retryable is False
+    assert rec.requests == []

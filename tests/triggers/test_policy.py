@@ -290,3 +290,15 @@ def test_window_evidence_from_result_reads_design_shape() -> None:
 def test_policy_rejects_unknown_trigger() -> None:
     with pytest.raises(ValueError, match="unknown triggers \\['drfit'\\]"):
         Policy(on=frozenset({"drfit"}))
+
+
+def test_manual_request_text_is_escaped_and_bounded_in_the_sentence() -> None:
+    request = ManualRequest("req\n1", requested_by="eve\r\nINFO retrain approved by admin",
+                            note="\x1b[2J" + "n" * 10_000)
+    decision = decide(TriggerState("carloan"), request, T0, POLICY)
+    assert decision.action == "retrain"
+    assert decision.sentence.startswith(
+        "retrain carloan: manual request req\\n1 by eve\\r\\nINFO retrain approved by admin: "
+        "\\x1b[2Jnnn")
+    assert "\n" not in decision.sentence and "\x1b" not in decision.sentence
+    assert len(decision.sentence) < 600

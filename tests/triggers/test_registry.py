@@ -70,3 +70,10 @@ def test_unknown_key_names_the_launcher() -> None:
 def test_tracks_status_flags() -> None:
     assert AirflowLauncher.tracks_status and CommandLauncher.tracks_status
     assert not GithubLauncher.tracks_status
+
+
+def test_redact_values_reach_the_command_launcher() -> None:
+    built = build_launcher({"type": "command", "argv": ["x"]},
+                           redact=["tok-1", SecretStr("pw-2")])
+    assert isinstance(built, CommandLauncher)
+    assert built.redact == ("tok-1", "pw-2")

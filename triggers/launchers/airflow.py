@@ -15,7 +15,8 @@ from urllib.parse import quote
 import httpx
 
 from triggers.launchers.base import LaunchRequest, RunRef, RunState, RunStatus
-from triggers.launchers.http import HttpTarget, bearer
+from triggers.launchers.http import HttpTarget, bearer, path_segment
+from triggers.redact import redact_url
 
 __all__ = ["AirflowLauncher"]
 
@@ -42,12 +43,14 @@ class AirflowLauncher:
         max_attempts: int = 5,
         retry_wait_seconds: float = 0.5,
     ) -> None:
+        if dag_id in ("", ".", ".."):
+            raise ValueError(f"airflow launcher dag_id: got {dag_id!r}, expected a DAG id")
         self.dag_id = dag_id
         self.base = f"{host.rstrip('/')}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
         self.secret = secret
         self._http = HttpTarget(
-            f"airflow launcher {host} dag {dag_id}", client or httpx.Client(), timeout,
-            max_attempts, retry_wait_seconds, frozenset({429}),
+            f"airflow launcher {redact_url(host)} dag {dag_id}", client or httpx.Client(),
+            timeout, max_attempts, retry_wait_seconds, frozenset({429}), secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
@@ -62,12 +65,15 @@ class AirflowLauncher:
         )
         return RunRef(
             "airflow", request.idempotency_key, request.idempotency_key,
-            url=f"{self.base}/{quote(request.idempotency_key, safe='')}",
+            url=redact_url(self._run_url(request.idempotency_key)),
         )
 
     def status(self, ref: RunRef) -> RunStatus:
-        url = f"{self.base}/{quote(ref.run_id, safe='')}"
+        url = self._run_url(ref.run_id)
         answer = self._http.send("GET", url, headers=bearer(self.secret)).json()
         state = str(answer.get("state", "")) if isinstance(answer, dict) else ""
         detail = f"airflow dag run {ref.run_id} state {state}"
         return RunStatus(_STATES.get(state, "unknown"), detail)
+
+    def _run_url(self, dag_run_id: str) -> str:
+        return f"{self.base}/{path_segment(dag_run_id, 'airflow launcher dag_run_id')}"

@@ -6,7 +6,8 @@
 ["name=value", ...], "labels": "driftloop/model=...,driftloop/reason=..."}}``.
 Parameters take the launcher placeholders; with none configured, ``model``
 and ``reason`` are sent. Status reads ``status.phase`` of
-``GET {host}/api/v1/workflows/{namespace}/{name}``.
+``GET {host}/api/v1/workflows/{namespace}/{name}`` (namespace and name
+quoted as path segments: the name comes from Argo's answer).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from triggers.launchers.base import (
     check_placeholders,
     fill_placeholders,
 )
-from triggers.launchers.http import HttpTarget, bearer
+from triggers.launchers.http import HttpTarget, bearer, path_segment
+from triggers.redact import redact_url
 
 __all__ = ["ArgoLauncher", "kubernetes_name"]
 
@@ -63,6 +65,8 @@ class ArgoLauncher:
         max_attempts: int = 5,
         retry_wait_seconds: float = 0.5,
     ) -> None:
+        if namespace in ("", ".", ".."):
+            raise ValueError(f"argo launcher namespace: got {namespace!r}, expected a namespace")
         self.host = host.rstrip("/")
         self.namespace = namespace
         self.template = template
@@ -71,13 +75,13 @@ class ArgoLauncher:
             check_placeholders(value, "argo launcher parameters")
         self.secret = secret
         self._http = HttpTarget(
-            f"argo launcher {host}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds,
+            f"argo launcher {redact_url(host)}", client or httpx.Client(), timeout, max_attempts,
+            retry_wait_seconds, secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
-        values = request.placeholders()
-        url = f"{self.host}/api/v1/workflows/{self.namespace}/submit"
+        values = request.placeholders()  # checked before any of them is used
+        url = f"{self._workflows}/submit"
         body = {
             "resourceKind": "WorkflowTemplate",
             "resourceName": self.template,
@@ -89,29 +93,37 @@ class ArgoLauncher:
                     for name, value in self.parameters.items()
                 ],
                 "labels": f"driftloop/model={kubernetes_name(request.model, 63)},"
-                f"driftloop/reason={request.reason}",
+                f"driftloop/reason={values['reason']}",
             },
         }
         response = self._http.send("POST", url, json=body, headers=bearer(self.secret))
         name = _workflow_name(response.json() if response.content else None)
         if name is None:
             raise LaunchError(
-                f"argo launcher: POST {url} answered HTTP {response.status_code} without "
-                "metadata.name; expected the submitted Workflow",
+                f"argo launcher: POST {redact_url(url)} answered HTTP {response.status_code} "
+                "without metadata.name; expected the submitted Workflow",
                 retryable=False,
                 status=response.status_code,
             )
         return RunRef(
             "argo", name, request.idempotency_key,
-            url=f"{self.host}/api/v1/workflows/{self.namespace}/{name}",
+            url=redact_url(self._workflow_url(name)),
         )
 
     def status(self, ref: RunRef) -> RunStatus:
-        url = f"{self.host}/api/v1/workflows/{self.namespace}/{ref.run_id}"
+        url = self._workflow_url(ref.run_id)
         answer = self._http.send("GET", url, headers=bearer(self.secret)).json()
         status = (answer.get("status") or {}) if isinstance(answer, dict) else {}
         phase = str(status.get("phase", ""))
         return RunStatus(_STATES.get(phase, "unknown"), f"argo workflow {ref.run_id} phase {phase}")
+
+    @property
+    def _workflows(self) -> str:
+        namespace = path_segment(self.namespace, "argo launcher namespace")
+        return f"{self.host}/api/v1/workflows/{namespace}"
+
+    def _workflow_url(self, name: str) -> str:
+        return f"{self._workflows}/{path_segment(name, 'argo launcher workflow name')}"
 
 
 def _workflow_name(answer: Any) -> str | None:

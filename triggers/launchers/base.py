@@ -19,14 +19,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from triggers.text import printable
+
 __all__ = [
     "PLACEHOLDERS",
+    "PLACEHOLDER_PATTERN",
     "LaunchError",
     "LaunchRequest",
     "Launcher",
     "RunRef",
     "RunState",
     "RunStatus",
+    "check_placeholder_value",
     "check_placeholders",
     "fill_placeholders",
     "format_time",
@@ -36,6 +40,13 @@ RunState = Literal["running", "succeeded", "failed", "unknown"]
 
 PLACEHOLDERS = ("model", "version", "reason", "window_start", "window_end", "idempotency_key")
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+# What a placeholder value may be, whole: no leading "-" (never an option of
+# the training command), no whitespace, quotes or shell metacharacters (inert
+# if a workflow interpolates it after all), at most 200 characters. RFC 3339
+# times, idempotency keys, MLflow versions and model names fit; so does "".
+PLACEHOLDER_PATTERN = r"^[A-Za-z0-9_.:+@=/][A-Za-z0-9_.:+@=/-]{0,199}$"
+_VALUE = re.compile(PLACEHOLDER_PATTERN)
 
 
 def format_time(value: datetime | None) -> str:
@@ -60,7 +71,13 @@ class LaunchRequest:
     sentence: str
 
     def placeholders(self) -> dict[str, str]:
-        return {
+        """Every placeholder's value, each checked against PLACEHOLDER_PATTERN.
+
+        Launchers read request fields only through this (or ``to_dict``), so
+        a value that could act as an option or as shell syntax never leaves
+        driftloop: it raises a final LaunchError naming the placeholder.
+        """
+        values = {
             "model": self.model,
             "version": self.version or "",
             "reason": self.reason,
@@ -68,6 +85,9 @@ class LaunchRequest:
             "window_end": format_time(self.window_end),
             "idempotency_key": self.idempotency_key,
         }
+        for name, value in values.items():
+            check_placeholder_value(name, value)
+        return values
 
     def to_dict(self) -> dict[str, str]:
         """JSON body shape shared by the webhook, GitHub and Airflow payloads (7 keys)."""
@@ -140,6 +160,24 @@ class Launcher(Protocol):
     def launch(self, request: LaunchRequest) -> RunRef: ...
 
     def status(self, ref: RunRef) -> RunStatus: ...
+
+
+def check_placeholder_value(name: str, value: str) -> str:
+    """``value`` when it is empty or matches PLACEHOLDER_PATTERN; a final LaunchError otherwise.
+
+    The service may call it early (say, on a manual request's version) to
+    answer 4xx instead of recording a failed run.
+    """
+    if value == "" or _VALUE.fullmatch(value):
+        return value
+    shown = printable(value, 80)
+    raise LaunchError(
+        f"launch placeholder {{{name}}}: got {shown!r} ({len(value)} characters), expected "
+        f"a value matching {PLACEHOLDER_PATTERN} (no leading '-', whitespace or shell "
+        "metacharacters, at most 200 characters)",
+        retryable=False,
+        reason=f"placeholder {{{name}}} does not match {PLACEHOLDER_PATTERN}",
+    )
 
 
 def check_placeholders(template: str, subject: str) -> None:

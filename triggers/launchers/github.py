@@ -45,7 +45,7 @@ class GithubLauncher:
         self.secret = secret
         self._http = HttpTarget(
             f"github launcher {repository}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds, frozenset({429}),
+            retry_wait_seconds, frozenset({429}), secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:

@@ -5,7 +5,8 @@ idempotency key; KFP has no idempotency of its own), ``experiment_id`` when
 set, ``pipeline_version_reference`` and ``runtime_config.parameters``. String
 parameter values take the launcher placeholders; with no parameters
 configured, ``model`` and ``reason`` are sent. Status reads the run's
-``state`` from ``GET {host}/apis/v2beta1/runs/{run_id}``.
+``state`` from ``GET {host}/apis/v2beta1/runs/{run_id}`` (the run id quoted
+as one path segment: it comes from the target's answer).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from triggers.launchers.base import (
     check_placeholders,
     fill_placeholders,
 )
-from triggers.launchers.http import HttpTarget, bearer
+from triggers.launchers.http import HttpTarget, bearer, path_segment
+from triggers.redact import redact_url
 
 __all__ = ["DEFAULT_PARAMETERS", "KfpLauncher"]
 
@@ -77,33 +79,38 @@ class KfpLauncher:
                 check_placeholders(value, "kfp launcher parameters")
         self.secret = secret
         self._http = HttpTarget(
-            f"kfp launcher {host}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds,
+            f"kfp launcher {redact_url(host)}", client or httpx.Client(), timeout, max_attempts,
+            retry_wait_seconds, secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
+        values = request.placeholders()  # checked before any of them is used
         body: dict[str, Any] = {
-            "display_name": f"driftloop {request.model} {request.reason}",
+            "display_name": f"driftloop {values['model']} {values['reason']}",
             "description": f"{request.sentence} (idempotency key {request.idempotency_key})",
             "pipeline_version_reference": {
                 "pipeline_id": self.pipeline_id,
                 "pipeline_version_id": self.pipeline_version_id,
             },
             "runtime_config": {
-                "parameters": fill_parameters(self.parameters, request.placeholders())
+                "parameters": fill_parameters(self.parameters, values)
             },
         }
         if self.experiment_id:
             body["experiment_id"] = self.experiment_id
         response = self._http.send("POST", self.base, json=body, headers=bearer(self.secret))
-        run_id = _field(response, "run_id", self.base)
-        return RunRef("kfp", run_id, request.idempotency_key, url=f"{self.base}/{run_id}")
+        run_id = _field(response, "run_id", redact_url(self.base))
+        return RunRef("kfp", run_id, request.idempotency_key, url=redact_url(self._run_url(run_id)))
 
     def status(self, ref: RunRef) -> RunStatus:
-        url = f"{self.base}/{ref.run_id}"
+        url = self._run_url(ref.run_id)
         response = self._http.send("GET", url, headers=bearer(self.secret))
-        state = str(response.json().get("state", ""))
+        answer = response.json()
+        state = str(answer.get("state", "")) if isinstance(answer, dict) else ""
         return RunStatus(_STATES.get(state, "unknown"), f"kfp run {ref.run_id} state {state}")
+
+    def _run_url(self, run_id: str) -> str:
+        return f"{self.base}/{path_segment(run_id, 'kfp launcher run_id')}"
 
 
 def _field(response: httpx.Response, name: str, url: str) -> str:

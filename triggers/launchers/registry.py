@@ -3,13 +3,15 @@
 ``build_launcher(section.model_dump(), client=..., secret=...)``: the
 ``type`` key picks the class; ``*_env`` keys are dropped (the service resolves
 them to ``secret`` with ``monitor.config.read_secret``); every other key is a
-constructor argument of the same name. Nothing is registered at import time:
+constructor argument of the same name. ``redact`` lists the service's secret
+values (API token, HMAC secrets, launcher tokens, database password) that the
+command launcher hides from the output tail it reports. Nothing is registered at import time:
 the table below is the whole list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -38,6 +40,10 @@ class _Secret(Protocol):
     def get_secret_value(self) -> str: ...
 
 
+def _plain(value: str | _Secret) -> str:
+    return value if isinstance(value, str) else value.get_secret_value()
+
+
 def build_launcher(
     fields: Mapping[str, Any],
     *,
@@ -45,6 +51,7 @@ def build_launcher(
     secret: str | _Secret | None = None,
     max_attempts: int = 5,
     retry_wait_seconds: float = 0.5,
+    redact: Sequence[str | _Secret] = (),
 ) -> Launcher:
     """A launcher for ``fields["type"]``; ValueError naming the type or key otherwise."""
     kind = fields.get("type")
@@ -52,10 +59,12 @@ def build_launcher(
     if cls is None:
         raise ValueError(f"unknown launcher type {kind!r}; known: {', '.join(LAUNCHER_TYPES)}")
     kwargs = {k: v for k, v in fields.items() if k != "type" and not k.endswith("_env")}
-    if cls is not CommandLauncher:
-        plain = secret if secret is None or isinstance(secret, str) else secret.get_secret_value()
+    if cls is CommandLauncher:
+        kwargs["redact"] = tuple(_plain(value) for value in redact)
+    else:
         kwargs.update(
-            client=client, secret=plain, max_attempts=max_attempts,
+            client=client, secret=None if secret is None else _plain(secret),
+            max_attempts=max_attempts,
             retry_wait_seconds=retry_wait_seconds,
         )
     try:

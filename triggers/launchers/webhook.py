@@ -3,7 +3,8 @@
 Headers: ``X-Driftloop-Signature: sha256=<hex HMAC-SHA256(secret, body)>``
 (when a secret is set) and ``X-Driftloop-Idempotency-Key``. The receiver
 cannot report a run's outcome back through this interface, so
-``tracks_status`` is False.
+``tracks_status`` is False. The URL may carry a token: what is stored or
+shown is ``redact_url(url)``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 
 from triggers.launchers.base import LaunchRequest, RunRef, RunStatus
 from triggers.launchers.http import HttpTarget
+from triggers.redact import redact_url
 
 __all__ = ["WebhookLauncher", "sign_body"]
 
@@ -42,8 +44,8 @@ class WebhookLauncher:
         self.url = url
         self.secret = secret
         self._http = HttpTarget(
-            f"webhook launcher {url}", client or httpx.Client(), timeout, max_attempts,
-            retry_wait_seconds,
+            f"webhook launcher {redact_url(url)}", client or httpx.Client(), timeout,
+            max_attempts, retry_wait_seconds, secrets=(secret or "",),
         )
 
     def launch(self, request: LaunchRequest) -> RunRef:
@@ -64,7 +66,9 @@ class WebhookLauncher:
             found = answer.get("run_id") or answer.get("id")
             if isinstance(found, str | int) and not isinstance(found, bool):
                 run_id = str(found)
-        return RunRef("webhook", run_id, request.idempotency_key, url=self.url)
+        return RunRef("webhook", run_id, request.idempotency_key, url=redact_url(self.url))
 
     def status(self, ref: RunRef) -> RunStatus:
-        return RunStatus("unknown", f"webhook {self.url} does not report run outcomes")
+        return RunStatus(
+            "unknown", f"webhook {redact_url(self.url)} does not report run outcomes"
+        )
