@@ -16,8 +16,8 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from dashboards.annotations import FLEET_ANNOTATIONS, MODEL_ANNOTATIONS
 from dashboards.fleet import fleet_overview
-from dashboards.model_detail import ANNOTATIONS as MODEL_ANNOTATIONS
 from dashboards.model_detail import model_detail
 
 __all__ = ["DASHBOARDS", "DEFAULT_OUT", "DashboardSpec", "build_all", "render", "to_json"]
@@ -34,7 +34,7 @@ class DashboardSpec:
 
 
 DASHBOARDS: tuple[DashboardSpec, ...] = (
-    DashboardSpec("driftloop-fleet.json", fleet_overview),
+    DashboardSpec("driftloop-fleet.json", fleet_overview, FLEET_ANNOTATIONS),
     DashboardSpec("driftloop-model.json", model_detail, MODEL_ANNOTATIONS),
 )
 

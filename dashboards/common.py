@@ -13,7 +13,6 @@ to the panel table in ``docs/dashboards.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus
@@ -48,9 +47,9 @@ __all__ = [
     "hide_columns",
     "legend",
     "mappings",
-    "prometheus_annotation",
     "query",
     "runbook",
+    "sort_desc",
     "threshold_line",
     "thresholds",
 ]
@@ -169,23 +168,6 @@ def dashboard_links() -> dashboard.DashboardLink:
     )
 
 
-def prometheus_annotation(
-    name: str, expr: str, *, title: str, tag_keys: Sequence[str], color: str
-) -> dict[str, Any]:
-    """A dashboard annotation from a Prometheus query: a marker wherever ``expr`` has a point.
-
-    Written as the dashboard JSON itself: the SDK's ``AnnotationQuery`` has no
-    fields for Prometheus' step, title format and tag keys.
-    """
-    return {
-        "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
-        "enable": True,
-        "expr": expr,
-        "iconColor": color,
-        "name": name,
-        "step": "1m",
-        "tagKeys": ",".join(tag_keys),
-        "textFormat": "",
-        "titleFormat": title,
-        "useValueForTime": False,
-    }
+def sort_desc(column: str) -> common_builders.TableSortByFieldState:
+    """A table sorted by ``column``, highest first."""
+    return common_builders.TableSortByFieldState().display_name(column).desc(True)

@@ -5,16 +5,13 @@ is a ``label_values`` query over driftloop's own series, so the lists follow
 what the service exports. ``version`` and ``feature`` are matched with ``=~``
 so that All (``.*``) and several values (``(1|2)``) both work.
 
-Retrains and canary decisions are dashboard annotations: a marker on every
-time series where driftloop started a retrain or promoted or rolled back a
-challenger.
+Retrains and canary decisions are dashboard annotations
+(:mod:`dashboards.annotations`): a marker on every time series where driftloop
+started a retrain or promoted or rolled back a challenger.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models.dashboard import (
     DataTransformerConfig,
@@ -31,38 +28,20 @@ from dashboards.common import (
     dashed,
     doc_link,
     mappings,
-    prometheus_annotation,
     query,
     runbook,
+    sort_desc,
     thresholds,
 )
 from dashboards.panels import stat_panel, state_timeline, status_history, table_panel, time_series
 
-__all__ = ["ANNOTATIONS", "model_detail"]
+__all__ = ["model_detail"]
 
 _DOC = "model-detail"
 _SEL = 'model="$model", version=~"$version"'
 _FEATURES = f'{_SEL}, feature=~"$feature"'
 _FLAG = {"0": ("no", "green"), "1": ("yes", "red")}
 _CANARY_STATUS = {"0": ("running", "blue"), "1": ("succeeded", "green"), "2": ("failed", "red")}
-
-
-def _new_events(metric: str, by: str) -> str:
-    """Points where a counter moved, or where a labelled counter appeared (born at 1 on its
-    first event, which ``increase()`` alone never sees)."""
-    selector = f'{metric}{{model="$model"}}'
-    return (f"sum by ({by}) (increase({selector}[2m])) > 0 "
-            f"or sum by ({by}) ({selector} unless {selector} offset 2m)")
-
-
-ANNOTATIONS: list[dict[str, Any]] = [
-    prometheus_annotation(
-        "Retrains", _new_events("driftloop_retrain_triggers_total", "reason"),
-        title="retrain started: {{reason}}", tag_keys=("reason",), color="orange"),
-    prometheus_annotation(
-        "Canary decisions", _new_events("driftloop_canary_decisions_total", "decision"),
-        title="canary: {{decision}}", tag_keys=("decision",), color="purple"),
-]
 
 
 def _variables() -> list[dashboard.QueryVariable]:
@@ -165,7 +144,7 @@ def _drift() -> list[PanelBuilder]:
             links=[runbook("DriftloopDatasetDrift")],
         ).with_transformation(DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(organize)
-        .sort_by([_sort("Drift")]).decimals(3).override_by_name("Drift", drift_cells),
+        .sort_by([sort_desc("Drift")]).decimals(3).override_by_name("Drift", drift_cells),
         time_series(
             "Feature drift scores over time",
             "Each feature's drift statistic per window, labelled with its method. Methods "
@@ -191,10 +170,6 @@ def _drift() -> list[PanelBuilder]:
             unit="short", bars=True, links=[doc_link(_DOC)],
         ).thresholds(thresholds((None, "green"), (1, "orange"))),
     ]
-
-
-def _sort(column: str) -> common_builders.TableSortByFieldState:
-    return common_builders.TableSortByFieldState().display_name(column).desc(True)
 
 
 def _performance() -> list[PanelBuilder]:
@@ -242,7 +217,7 @@ def _actions() -> list[PanelBuilder]:
             "The canary analysis of a challenger version: running, succeeded (promoted) or "
             "failed (rolled back). Empty while no canary has run for this model.",
             [query('max(driftloop_canary_status{model="$model"})', "canary")],
-            links=[runbook("DriftloopCanaryFailed")],
+            height=8, links=[runbook("DriftloopCanaryFailed")],
         ).mappings(mappings(_CANARY_STATUS)),
         time_series(
             "Canary decisions",

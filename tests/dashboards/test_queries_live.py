@@ -47,6 +47,7 @@ _NO_CANARY = ("no canary runs: the stream has one model version and the service 
 EMPTY_UNTIL_EVENT: dict[tuple[str, str, str], str] = {
     ("driftloop-fleet.json", "Canary decisions", "A"): _NO_CANARY,
     ("driftloop-fleet.json", "Canary status by model", "A"): _NO_CANARY,
+    ("driftloop-fleet.json", "annotation Canary decisions", ""): _NO_CANARY,
     ("driftloop-model.json", "Canary status", "A"): _NO_CANARY,
     ("driftloop-model.json", "Canary decisions", "A"): _NO_CANARY,
     ("driftloop-model.json", "annotation Canary decisions", ""): _NO_CANARY,
