@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     build = commands.add_parser("build", help="write the dashboard JSON files")
     build.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                       help=f"output directory (default: {DEFAULT_OUT})")
+                       help=f"output directory (default: {DEFAULT_OUT}, from the repository root)")
     args = parser.parse_args(argv)
     for path in build_all(args.out):
         print(path)

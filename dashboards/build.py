@@ -22,8 +22,10 @@ from dashboards.model_detail import model_detail
 
 __all__ = ["DASHBOARDS", "DEFAULT_OUT", "DashboardSpec", "build_all", "render", "to_json"]
 
-# grafana/dashboards next to the package: the path the provisioning provider mounts
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
+# relative to the working directory (the repository root): the directory compose.yaml
+# mounts for Grafana's file provider. Not next to the package: installed, that would
+# be inside site-packages.
+DEFAULT_OUT = Path("grafana") / "dashboards"
 
 
 @dataclass(frozen=True)
