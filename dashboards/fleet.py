@@ -221,10 +221,10 @@ def _service() -> list[PanelBuilder]:
         ),
         time_series(
             "Background job errors",
-            "Errors of driftloop's background jobs (retrain status polling, registry "
-            "watch, ...) counted since the service started. Prometheus renames the "
-            "metric's own job label to exported_job (job is its scrape label).",
-            [query("sum by (exported_job) (driftloop_job_errors_total)", "{{exported_job}}")],
+            "Errors of driftloop's scheduled jobs (retrain status polling, registry "
+            "watch, label-join expiry, ...) counted since the service started, by job. "
+            "A failing job runs again at its next time.",
+            [query("sum by (job_name) (driftloop_job_errors_total)", "{{job_name}}")],
             unit="short", span=8, stepped=True, calcs=("lastNotNull",),
             links=[doc_link(_DOC)],
         ),

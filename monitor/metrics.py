@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from detectors import HIGHER_IS_BETTER
+
 __all__ = ["CANARY_STATUS", "METRICS", "MetricSpec", "Metrics"]
 
 MetricType = Literal["counter", "gauge", "histogram"]
@@ -78,6 +80,13 @@ METRICS: tuple[MetricSpec, ...] = (
           "Rows in the last evaluated window."),
     _spec("driftloop_data_quality_violations", "gauge", "model version",
           "Data-quality violations in the last window."),
+    _spec("driftloop_feature_drift_threshold", "gauge", "model version feature method",
+          "Threshold the feature's drift score was compared with in the last window."),
+    _spec("driftloop_dataset_drift_share_threshold", "gauge", "model version",
+          "Share of drifting features at which a window counts as dataset drift."),
+    _spec("driftloop_performance_threshold", "gauge", "model version metric",
+          "Performance at which a window counts as degraded (baseline less max_drop; "
+          "for losses and errors, plus max_drop)."),
     _spec("driftloop_events_late_total", "counter", "model",
           "Events too late for their event-time window."),
     _spec("driftloop_dead_letters_total", "counter", "",
@@ -155,6 +164,9 @@ class Metrics:
         self.performance_baseline = self._gauge("driftloop_performance_baseline")
         self.window_rows = self._gauge("driftloop_window_rows")
         self.quality_violations = self._gauge("driftloop_data_quality_violations")
+        self.feature_drift_threshold = self._gauge("driftloop_feature_drift_threshold")
+        self.dataset_drift_share_threshold = self._gauge("driftloop_dataset_drift_share_threshold")
+        self.performance_threshold = self._gauge("driftloop_performance_threshold")
         self.events_late = self._counter("driftloop_events_late_total")
         self.dead_letters = self._counter("driftloop_dead_letters_total")
         self.join_pending = self._gauge("driftloop_label_join_pending")
@@ -186,14 +198,21 @@ class Metrics:
             self.window_rows.labels(model, version).set(_number(result["rows"]))
         if result.get("drift_share") is not None:
             self.dataset_drift_share.labels(model, version).set(_number(result["drift_share"]))
+        if result.get("drift_share_threshold") is not None:
+            self.dataset_drift_share_threshold.labels(model, version).set(
+                _number(result["drift_share_threshold"]))
         if result.get("dataset_drift") is not None:
             self.dataset_drift_detected.labels(model, version).set(
                 int(bool(result["dataset_drift"]))
             )
         for feature, drift in (result.get("features") or {}).items():
-            self.feature_drift_score.labels(model, version, feature, str(drift.get("method"))).set(
+            method = str(drift.get("method"))
+            self.feature_drift_score.labels(model, version, feature, method).set(
                 _number(drift.get("score"))
             )
+            if drift.get("threshold") is not None:
+                self.feature_drift_threshold.labels(model, version, feature, method).set(
+                    _number(drift["threshold"]))
             self.feature_drift_detected.labels(model, version, feature).set(
                 int(bool(drift.get("drift")))
             )
@@ -222,6 +241,11 @@ class Metrics:
             self.performance_baseline.labels(model, str(version), metric).set(
                 _number(performance["baseline"])
             )
+        max_drop = performance.get("max_drop")
+        if performance.get("baseline") is not None and max_drop is not None:
+            sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
+            self.performance_threshold.labels(model, str(version), metric).set(
+                _number(performance["baseline"]) + sign * _number(max_drop))
         self.performance_degraded.labels(model, str(version)).set(
             int(bool(performance.get("degraded")))
         )

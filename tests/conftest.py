@@ -4,6 +4,12 @@
 free loopback port for the whole session, stopped by its PID; yields its URL.
 ``example_files`` / ``example_baseline``: the seeded "carloan" example dataset of
 :mod:`monitor.cli.examples` and its baseline (with a reference sample), built once.
+``tansu``: one memory-only Tansu broker for the session (tests use their own
+topics and consumer groups, see :func:`tests.support.service.new_topics`).
+``stream_data``: the seeded example stream cut in windows of
+:data:`tests.support.service.WINDOW_ROWS` rows (six windows, drift in windows 3
+and 5), written to CSV and read back, so the rows produced to Kafka are exactly
+the rows ``driftloop evaluate`` reads; its baseline is ``example_baseline``.
 ``postgres_url``: a fresh, uniquely named database on the PostgreSQL server at
 127.0.0.1:5432 (user postgres, trust auth; running here and in CI), dropped at
 the end of the test. A test that needs it fails when the server is down.
@@ -19,8 +25,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from monitor.cli.examples import ExampleFiles, write_example
-from tests.support.procs import start_mlflow
+from monitor.cli.examples import ExampleFiles, generate, write_example
+from monitor.tables import read_table
+from tests.support.procs import start_mlflow, start_tansu
+from tests.support.service import SEED, WINDOW_ROWS, StreamData
 
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 
@@ -65,3 +73,26 @@ def example_baseline(example_files: ExampleFiles) -> Path:
     path = baseline.save(example_files.reference.parent / "baseline.json")
     reference_sample(frame, baseline, 3000).to_parquet(sample_path_for(path), index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc = start_tansu(tmp_path_factory.mktemp("tansu"))
+    try:
+        yield f"127.0.0.1:{proc.port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stream_data(example_baseline: Path, example_files: ExampleFiles,
+                tmp_path_factory: pytest.TempPathFactory) -> StreamData:
+    data = generate(seed=SEED, reference_rows=20_000, window_rows=WINDOW_ROWS)
+    # the session baseline is built from the same seed's reference rows
+    assert len(read_table(example_files.reference)) == len(data.reference)
+    directory = tmp_path_factory.mktemp("stream")
+    current_csv, labels_csv = directory / "current.csv", directory / "labels.csv"
+    data.current.to_csv(current_csv, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    data.labels.to_csv(labels_csv, index=False)
+    return StreamData(example_baseline, current_csv, labels_csv, read_table(current_csv),
+                      read_table(labels_csv))

@@ -26,7 +26,7 @@ from triggers.evidence import (
     RunFinished,
     WindowEvidence,
 )
-from triggers.launchers.base import LaunchRequest, format_time
+from triggers.launch import LaunchRequest, format_time
 from triggers.state import TriggerState, transition
 from triggers.text import printable
 

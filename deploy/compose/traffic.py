@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from monitor import examples, replay  # the one import of driftloop's example modules
+from monitor.cli import examples, replay  # the one import of driftloop's example modules
 
 __all__ = ["Chunk", "chunks", "main", "prepare", "replay_forever"]
 

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from pydantic import SecretStr
 
-from monitor.api import views as views
+from monitor.api import views
 from monitor.api.guards import (
     check_bind,
     install_error_handling,

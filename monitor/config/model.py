@@ -39,11 +39,17 @@ __all__ = [
 
 
 class WindowConfig(Section):
+    """``models.<name>.window``: count windows (``rows``) or event-time windows (``duration``)."""
+
     rows: PositiveInt | None = None
+    """Tumbling count windows of this many events (the default, 5000, when duration is not set)."""
     duration: PositiveDuration | None = None
+    """Tumbling event-time windows of this length, aligned to the epoch (instead of rows)."""
     allowed_lateness: Duration = 0.0
-    # cap on raw rows buffered before they are folded into the window summary
+    """Event-time windows close this long after the watermark passes their end; later events are
+    counted as late."""
     buffer_rows: PositiveInt = 2048
+    """Raw rows buffered per open window before they are folded into its bounded summary."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> WindowConfig:
@@ -61,37 +67,68 @@ CategoricalMethod = Literal["jensenshannon", "chisquare", "linf", "psi"]
 
 
 class FeatureDriftConfig(Section):
+    """``models.<name>.drift.features.<feature>``: one feature's method and threshold."""
+
     method: str | None = None
+    """Drift method of this feature (overrides numeric_method / categorical_method)."""
     threshold: AutoOrPositive | None = None
+    """Threshold of this feature: auto or a number in the method's units."""
 
 
 class DriftConfig(Section):
+    """``models.<name>.drift``: how features, predictions and scores meet the baseline."""
+
     share: Share = 0.5
+    """Dataset drift when at least this share of the features drift."""
     numeric_method: NumericMethod = "wasserstein"
+    """Drift method of numeric features: wasserstein (normalized by the reference std), ks, psi,
+    jensenshannon."""
     categorical_method: CategoricalMethod = "jensenshannon"
+    """Drift method of categorical features: jensenshannon, chisquare, linf, psi."""
     prediction_method: Literal["jensenshannon", "psi", "wasserstein", "ks", "linf"] = (
         "jensenshannon")
+    """Drift method of the prediction (and score) column."""
     threshold: AutoOrPositive = "auto"
-    # p-value methods (ks, chisquare, z) are corrected for the number of features
+    """Distance threshold: auto (calibrated on the reference at the window's size, with a
+    materiality floor) or a number."""
     correction: Literal["none", "bonferroni", "fdr"] = "bonferroni"
+    """Multiple-testing correction of p-value methods (ks, chisquare, z): none, bonferroni, fdr."""
     alpha: Alpha = 0.05
+    """Significance level of p-value methods."""
     min_rows: PositiveInt = 100
+    """Windows with fewer rows are inconclusive, never no drift."""
     features: dict[str, FeatureDriftConfig] = Field(default_factory=dict)
+    """Per-feature overrides of method and threshold."""
 
 
 class QualityConfig(Section):
+    """``models.<name>.quality``: what counts as a data-quality violation."""
+
     max_missing_increase: NonNegative = 0.1
+    """A feature whose missing share rises by more than this is a violation."""
     max_out_of_range: NonNegative = 0.05
+    """A numeric feature with more than this share of values outside the reference range is a
+    violation."""
     max_type_violations: NonNegative = 0.0
+    """Share of cells of the wrong type allowed per feature."""
 
 
 class PerformanceConfig(Section):
+    """``models.<name>.performance``: realized performance on predictions joined with labels."""
+
     metric: Literal[
         "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape"
     ] = "accuracy"
+    """Realized performance metric: accuracy, precision, recall, f1, roc_auc, log_loss, mae,
+    rmse, mape."""
     max_drop: AutoOrNonNegative = "auto"
+    """Degraded when the metric is worse than the baseline by more than this; auto: 3 standard
+    deviations over reference windows of window_rows."""
     window_rows: PositiveInt = 5000
+    """Joined (prediction, label) pairs per performance window."""
     label_ttl: Duration = 30 * 86400.0
+    """How long (in event time) a prediction waits for its label, and a label for its
+    prediction."""
 
 
 RetrainReason = Literal[
@@ -100,32 +137,60 @@ RetrainReason = Literal[
 
 
 class RetrainConfig(Section):
+    """``models.<name>.retrain``: when a retrain starts and how it is launched."""
+
     on: list[RetrainReason] = Field(
         default_factory=lambda: ["dataset_drift", "performance_drop", "alert", "manual"]  # type: ignore[arg-type]
     )
+    """Signals that start a retrain: dataset_drift, performance_drop,
+    estimated_performance_drop, quality, alert, manual."""
     consecutive_windows: PositiveInt = 2
+    """Window signals must hold this many windows in a row."""
     cooldown: Duration = 3600.0
+    """No second retrain (except manual) this long after one started."""
     launcher: LauncherConfig | None = None
+    """How to start the retrain (command, webhook, kfp, argo, github, airflow); null records the
+    decision only."""
     max_attempts: PositiveInt = 5
+    """Attempts of one launch call before the launcher gives up on a retryable error."""
 
 
 class CanaryConfig(Section):
+    """``models.<name>.canary``: a challenger version judged against the champion, live."""
+
     champion_alias: str = "champion"
+    """MLflow registry alias of the version serving most traffic."""
     challenger_alias: str = "challenger"
+    """MLflow registry alias of the version under test."""
     min_events: PositiveInt = 2000
+    """Events per arm and interval before a check counts; fewer is inconclusive."""
     iterations: PositiveInt = 3
+    """Passing checks in a row to promote the challenger."""
     threshold: PositiveInt = 2
+    """Failed checks to roll the challenger back."""
     max_performance_drop: NonNegative = 0.0
+    """Non-inferiority margin: how much worse than the champion the challenger may perform."""
     interval: Duration = 300.0
+    """Length of one canary check interval."""
 
 
 class ModelConfig(Section):
+    """``models.<name>``: one monitored model."""
+
     baseline: str
+    """The training baseline: a file, runs:/<id>/..., models:/<name>@<alias>, or mlflow:<alias>
+    (follows the alias)."""
     window: WindowConfig = Field(default_factory=WindowConfig)
+    """How events are cut into windows."""
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    """Drift methods and thresholds."""
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    """Data-quality limits."""
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    """Realized performance on joined labels."""
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    """When and how to retrain."""
     canary: CanaryConfig | None = None
+    """Judging a challenger version against the champion; null: no canary."""
 
 

@@ -24,59 +24,103 @@ __all__ = ["Config", "JobsConfig", "KafkaConfig", "MlflowConfig", "ServerConfig"
 
 
 class KafkaConfig(Section):
+    """``kafka``: the Kafka clients, topics and accepted formats."""
+
     bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    """Kafka brokers to bootstrap from (host:port)."""
     group_id: str = "driftloop"
+    """Consumer group shared by every replica of the service."""
     predictions_topic: str = "predictions"
+    """Topic of prediction events (design 3.1, 3.3)."""
     labels_topic: str = "labels"
+    """Topic of label events (design 3.2)."""
     dead_letter_topic: str = "driftloop-dlq"
+    """Where records that cannot be decoded or validated go, unchanged, with the reason in the
+    driftloop_error header."""
     formats: list[Literal["native", "kserve", "oip"]] = Field(
         default_factory=lambda: ["native"], min_length=1  # type: ignore[arg-type]
     )
-    # passed through to kafka-python's KafkaConsumer / KafkaProducer
+    """Prediction formats accepted: native (design 3.1), kserve / oip (KServe inference-logger
+    CloudEvents with V1 or Open Inference Protocol bodies)."""
     consumer: dict[str, Any] = Field(default_factory=dict)
+    """Settings passed to kafka-python's KafkaConsumer (e.g. security_protocol, sasl_mechanism);
+    unknown names are an error at start."""
     producer: dict[str, Any] = Field(default_factory=dict)
+    """Settings passed to kafka-python's KafkaProducer (dead letters); unknown names are an
+    error at start."""
     max_record_bytes: PositiveInt = 1_048_576
-    # one 4 MiB fetch holds ~6,700 events of 800 bytes: a smaller poll leaves records
-    # buffered and the next fetch waits instead of overlapping with processing
+    """Records longer than this are dead letters (oversized)."""
     poll_max_records: PositiveInt = 20_000
+    """Records per poll at most; one 4 MiB fetch holds about 6,700 events of 800 bytes, and a
+    smaller poll leaves the next fetch waiting."""
     commit_interval_seconds: Duration = 5.0
-    # KServe ce_endpoint -> model version, used before (or instead of) registry aliases
+    """How often open windows are checkpointed and offsets stored when no window closes."""
     endpoint_versions: dict[str, str] = Field(default_factory=dict)
+    """KServe ce_endpoint (default, canary) -> model version, for KServe logs that carry no
+    version."""
 
 
 class StateConfig(Section):
+    """``state``: where windows, checkpoints, offsets, joins and decisions are kept."""
+
     url: str = "sqlite:///driftloop.db"
+    """SQLAlchemy URL of the state store: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB."""
 
 
 class MlflowConfig(Section):
+    """``mlflow``: the MLflow tracking server and model registry."""
+
     tracking_uri: str | None = None
+    """MLflow tracking and registry server; null turns the registry features off."""
     poll_interval: Duration = 60.0
+    """How often registry aliases are polled (baselines that follow an alias, new versions)."""
     webhook_secret_env: str | None = None
+    """Environment variable holding the HMAC secret of MLflow registry webhooks."""
 
 
 class ServerConfig(Section):
+    """``server``: the HTTP API (health, metrics, reads, alerts, retrain, canary)."""
+
     host: str = "127.0.0.1"
+    """Address the HTTP API binds to; a non-loopback address needs a token."""
     port: Port = 8080
+    """Port of the HTTP API."""
     auth_token_env: str | None = "DRIFTLOOP_TOKEN"
+    """Environment variable holding the bearer token of mutating routes; null or unset leaves
+    them open (loopback only)."""
     grafana_hmac_secret_env: str | None = None
+    """Environment variable holding the HMAC secret of Grafana's alert webhook."""
     max_body_bytes: PositiveInt = 1_048_576
+    """Request bodies longer than this are refused (413)."""
 
 
 class JobsConfig(Section):
     """Intervals of the service's periodic jobs (``monitor.runtime.jobs``)."""
 
     retrain_interval: PositiveDuration = 5.0
+    """How often launches that failed are retried and running retrains polled."""
     label_expiry_interval: PositiveDuration = 60.0
+    """How often label-join rows past their TTL are dropped and the pending gauges refreshed."""
     metrics_interval: PositiveDuration = 5.0
+    """How often consumer lag is refreshed."""
     broker_check_interval: PositiveDuration = 5.0
+    """How often the brokers are probed for /readyz."""
 
 
 class Config(Section):
+    """The whole ``driftloop.yaml``."""
+
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    """Kafka clients, topics and formats."""
     state: StateConfig = Field(default_factory=StateConfig)
+    """The state store."""
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    """The MLflow registry."""
     server: ServerConfig = Field(default_factory=ServerConfig)
+    """The HTTP API."""
     jobs: JobsConfig = Field(default_factory=JobsConfig)
+    """Intervals of the periodic jobs."""
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    """The monitored models, by name (the name events carry in model)."""
 
 

@@ -165,6 +165,7 @@ def evaluate_window(
         "rows": summary.n_rows,
         "dataset_drift": drift.dataset_drift,
         "drift_share": drift.drift_share,
+        "drift_share_threshold": drift.share_threshold,
         "features": {name: _score_dict(result) for name, result in drift.features.items()},
         "prediction_drift": _role_drift(baseline, summary, columns.prediction,
                                         baseline.prediction, prediction_method,

@@ -48,7 +48,7 @@ from monitor.store import RetrainRun, Store, Transaction
 from monitor.stream import WindowOutput
 from triggers.alerts import AlertTrigger
 from triggers.evidence import Evidence, ManualRequest, RunFinished, WindowEvidence
-from triggers.launchers.base import Launcher, LaunchError, LaunchRequest, RunRef
+from triggers.launch import Launcher, LaunchError, LaunchRequest, RunRef
 from triggers.policy import Decision, decide
 from triggers.state import TriggerState
 

@@ -17,7 +17,7 @@ import httpx
 from monitor.config import Config, ModelConfig, read_secret
 from monitor.store import TriggerState as StoredTriggerState
 from triggers.evidence import Policy
-from triggers.launchers.base import Launcher, LaunchRequest
+from triggers.launch import Launcher, LaunchRequest
 from triggers.launchers.registry import build_launcher
 from triggers.state import TriggerState
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from monitor.store import schema as schema
+from monitor.store import schema
 from monitor.store.engine import StoreOps, insert_ignore, upsert
 
 __all__ = [

@@ -36,7 +36,7 @@ import orjson
 from sqlalchemy import Connection, Engine, delete, func, select, text
 from sqlalchemy.engine import make_url
 
-from monitor.store import schema as schema
+from monitor.store import schema
 from monitor.store.actions import (
     TriggerOps,
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, select
 
-from monitor.store import schema as schema
+from monitor.store import schema
 from monitor.store.engine import StoreOps, chunks, upsert
 
 __all__ = ["JoinCounts", "JoinOps", "JoinedPair", "PendingLabel", "PendingPrediction"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from monitor.store import schema as schema
+from monitor.store import schema
 
 __all__ = ["MIGRATIONS", "Migration", "SchemaError", "current_version", "migrate"]
 

@@ -57,16 +57,6 @@ BUILTIN_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_sc
 PENDING_METRICS: Mapping[str, str] = {
     "driftloop_performance_estimated":
         "label-free performance estimate {model,version,metric}, being added (issue 14)",
-    "driftloop_performance_threshold":
-        "value below (losses: above) which a performance window counts as degraded "
-        "{model,version,metric}: baseline -/+ max_drop, so the panel can draw it",
-    "driftloop_dataset_drift_share_threshold":
-        "models.<name>.drift.share as a gauge {model,version}, drawn under the share",
-    "driftloop_feature_drift_threshold":
-        "the threshold each feature's score was compared with {model,version,feature,method}",
-    "driftloop_job_errors_total":
-        "errors of background jobs {job}, being added (issue 7); Prometheus renames "
-        "a target's own job label to exported_job",
 }
 
 QueryKind = Literal["panel", "variable", "annotation"]

@@ -23,17 +23,17 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.examples import FEATURES
-from monitor.replay import label_events, prediction_events, produce
+from monitor.cli.examples import FEATURES
+from monitor.cli.replay import label_events, prediction_events, produce
 from tests.dashboards.queries import PENDING_METRICS, DashboardQuery, metric_names, promql_queries
-from tests.integration.conftest import (
+from tests.support.procs import start_prometheus
+from tests.support.service import (
     StreamData,
     new_topics,
     poll,
     start_service,
     write_config,
 )
-from tests.support.procs import start_prometheus
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ def traffic() -> ModuleType:
 
 
 def _frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from monitor.examples import generate
+    from monitor.cli.examples import generate
 
     data = generate(seed=3, reference_rows=500, window_rows=n // 6)
     return data.current, data.labels
@@ -80,7 +80,7 @@ def test_replay_produces_every_prediction_and_label_to_a_real_broker(
         traffic: ModuleType, tansu: str, tmp_path: Path) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
-    from tests.integration.conftest import new_topics
+    from tests.support.service import new_topics
 
     current, labels = _frames(300)
     current.to_csv(tmp_path / "current.csv", index=False)

@@ -24,7 +24,8 @@ from monitor.cli.replay import prediction_events, produce
 from monitor.config import load_config
 from monitor.ingest import ensure_topics
 from monitor.store import Store
-from tests.integration.conftest import (
+from tests.support.procs import start_tansu
+from tests.support.service import (
     WINDOW_ROWS,
     StreamData,
     assert_same,
@@ -33,7 +34,6 @@ from tests.integration.conftest import (
     start_service,
     write_config,
 )
-from tests.support.procs import start_tansu
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from monitor.config import load_config
 from monitor.evaluate import LabeledRows, evaluate_performance_window
 from monitor.store import Store
 from monitor.tables import categorical_array
-from tests.integration.conftest import (
+from tests.support.service import (
     WINDOW_ROWS,
     RunningService,
     StreamData,

@@ -25,7 +25,7 @@ from monitor.cli.examples import FEATURES
 from monitor.cli.replay import prediction_events, produce
 from monitor.config import load_config
 from monitor.store import Store
-from tests.integration.conftest import (
+from tests.support.service import (
     WINDOW_ROWS,
     RunningService,
     StreamData,

@@ -25,7 +25,7 @@ from monitor.cli.replay import label_events, prediction_events, produce
 from monitor.config import load_config
 from monitor.evaluate import LabeledRows, evaluate_performance_window
 from monitor.tables import categorical_array
-from tests.integration.conftest import (
+from tests.support.service import (
     DRIFTLOOP,
     WINDOW_ROWS,
     StreamData,

@@ -15,8 +15,8 @@ from monitor.evaluate import LabeledRows, WindowMeta, evaluate_window
 from monitor.evaluate.batch import evaluate_frame, window_columns
 
 TOP_KEYS = {"model", "version", "window", "first_offset", "start", "end", "rows",
-            "dataset_drift", "drift_share", "features", "prediction_drift", "score_drift",
-            "quality", "performance"}
+            "dataset_drift", "drift_share", "drift_share_threshold", "features",
+            "prediction_drift", "score_drift", "quality", "performance"}
 META = WindowMeta(model="carloan", version="3", window=7, first_offset=None,
                   start="2019-05-01T00:00:00Z", end="2019-05-31T08:00:00Z")
 

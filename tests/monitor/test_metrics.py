@@ -42,6 +42,7 @@ WINDOW = {
     "rows": 5000,
     "dataset_drift": True,
     "drift_share": 0.57,
+    "drift_share_threshold": 0.5,
     "features": {
         "car_value": {"method": "wasserstein", "score": 0.41, "threshold": 0.1, "drift": True},
         "salary_range": {
@@ -63,6 +64,7 @@ WINDOW = {
         "baseline": 0.944,
         "degraded": True,
         "labeled_rows": 5000,
+        "max_drop": 0.02,
     },
 }
 
@@ -300,3 +302,22 @@ def test_two_instances_on_fresh_registries_do_not_collide() -> None:
 def test_build_info_is_one(registry: CollectorRegistry, metrics: Metrics) -> None:
     samples = [s for f in registry.collect() for s in f.samples if s.name == "driftloop_build_info"]
     assert len(samples) == 1 and samples[0].value == 1 and samples[0].labels["version"] == "0.1.0"
+
+
+def test_thresholds_are_exported_beside_the_values_they_bound(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    metrics.observe_window("carloan", "3", WINDOW)
+    labels = {"model": "carloan", "version": "3"}
+    assert registry.get_sample_value("driftloop_dataset_drift_share_threshold", labels) == 0.5
+    assert registry.get_sample_value(
+        "driftloop_feature_drift_threshold",
+        {**labels, "feature": "car_value", "method": "wasserstein"}) == 0.1
+    # accuracy: higher is better, so the bound is the baseline less max_drop
+    assert registry.get_sample_value(
+        "driftloop_performance_threshold", {**labels, "metric": "accuracy"}
+    ) == pytest.approx(0.944 - 0.02)
+    metrics.observe_performance("carloan", "3", {"metric": "rmse", "value": 3.0,
+                                                 "baseline": 2.0, "max_drop": 0.5})
+    assert registry.get_sample_value(
+        "driftloop_performance_threshold", {**labels, "metric": "rmse"}) == pytest.approx(2.5)

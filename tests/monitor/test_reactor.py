@@ -19,7 +19,7 @@ from monitor.store import Store
 from monitor.stream import WindowOutput
 from triggers.alerts import AlertTrigger
 from triggers.evidence import ManualRequest
-from triggers.launchers.base import LaunchError, LaunchRequest, RunRef, RunState, RunStatus
+from triggers.launch import LaunchError, LaunchRequest, RunRef, RunState, RunStatus
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from triggers.launch import PLACEHOLDER_PATTERN, check_placeholder_value
 from triggers.launchers import (
     AirflowLauncher,
     ArgoLauncher,
@@ -28,7 +29,6 @@ from triggers.launchers import (
     RunRef,
     WebhookLauncher,
 )
-from triggers.launchers.base import PLACEHOLDER_PATTERN, check_placeholder_value
 
 REQUEST = LaunchRequest(
     "carloan", "3", "dataset_drift", datetime(2019, 5, 1, tzinfo=UTC),

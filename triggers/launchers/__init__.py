@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from triggers.launchers.airflow import AirflowLauncher
-from triggers.launchers.argo import ArgoLauncher
-from triggers.launchers.base import (
+from triggers.launch import (
     Launcher,
     LaunchError,
     LaunchRequest,
@@ -12,6 +10,8 @@ from triggers.launchers.base import (
     RunState,
     RunStatus,
 )
+from triggers.launchers.airflow import AirflowLauncher
+from triggers.launchers.argo import ArgoLauncher
 from triggers.launchers.command import CommandLauncher
 from triggers.launchers.github import GithubLauncher
 from triggers.launchers.kfp import KfpLauncher

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from triggers.launchers.base import LaunchRequest, RunRef, RunState, RunStatus
+from triggers.launch import LaunchRequest, RunRef, RunState, RunStatus
 from triggers.launchers.http import HttpTarget, bearer, path_segment
 from triggers.redact import redact_url
 

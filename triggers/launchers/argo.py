@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from triggers.launchers.base import (
+from triggers.launch import (
     LaunchError,
     LaunchRequest,
     RunRef,

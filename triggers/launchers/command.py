@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from triggers.launchers.base import (
+from triggers.launch import (
     LaunchError,
     LaunchRequest,
     RunRef,
@@ -59,7 +59,7 @@ class CommandLauncher:
     command prints one it was given some other way.
 
     >>> import sys
-    >>> from triggers.launchers.base import LaunchRequest
+    >>> from triggers.launch import LaunchRequest
     >>> launcher = CommandLauncher([sys.executable, "-c", "print('training {model}')"])
     >>> ref = launcher.launch(LaunchRequest("carloan", "3", "manual", None, None, "k1", "doc"))
     >>> launcher.wait(ref).detail.splitlines()

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import httpx
 
-from triggers.launchers.base import LaunchRequest, RunRef, RunStatus
+from triggers.launch import LaunchRequest, RunRef, RunStatus
 from triggers.launchers.http import HttpTarget, bearer
 
 __all__ = ["GITHUB_API_VERSION", "MAX_PAYLOAD_KEYS", "GithubLauncher"]

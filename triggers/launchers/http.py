@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from triggers.launchers.base import LaunchError
+from triggers.launch import LaunchError
 from triggers.redact import mask, redact_url, url_secrets
 from triggers.text import printable
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from triggers.launchers.base import (
+from triggers.launch import (
     LaunchError,
     LaunchRequest,
     RunRef,

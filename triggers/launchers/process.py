@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable
 from typing import Literal
 
-from triggers.launchers.base import RunState, RunStatus
+from triggers.launch import RunState, RunStatus
 from triggers.redact import MIN_SECRET_CHARS, REDACTED
 
 __all__ = ["ProcessRun", "redacted_tail"]

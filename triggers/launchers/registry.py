@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from triggers.launch import Launcher
 from triggers.launchers.airflow import AirflowLauncher
 from triggers.launchers.argo import ArgoLauncher
-from triggers.launchers.base import Launcher
 from triggers.launchers.command import CommandLauncher
 from triggers.launchers.github import GithubLauncher
 from triggers.launchers.kfp import KfpLauncher

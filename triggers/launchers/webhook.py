@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 import orjson
 
-from triggers.launchers.base import LaunchRequest, RunRef, RunStatus
+from triggers.launch import LaunchRequest, RunRef, RunStatus
 from triggers.launchers.http import HttpTarget
 from triggers.redact import redact_url
 

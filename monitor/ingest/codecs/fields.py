@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,25 +32,25 @@ __all__ = [
     "parse_timestamp_ms",
 ]
 
-REASONS = frozenset(
-    {
-        "oversized",  # value longer than kafka.max_record_bytes
-        "empty",  # no value (tombstone) or zero bytes
-        "not_utf8",
-        "malformed_json",
-        "non_finite",  # NaN or +-Infinity, as a literal or by overflow
-        "missing_field",
-        "wrong_type",
-        "unknown_model",
-        "bad_timestamp",
-        "unsupported_format",  # a format not enabled in kafka.formats, or not recognised
-        "unknown_event_type",  # a CloudEvent that is neither an inference request nor response
-        "shape_mismatch",  # batch sizes or tensor shapes that do not agree
-        "no_feature_order",  # positional instances for a model without a known feature order
-        "unknown_version",  # a KServe endpoint that maps to no model version
-        "unpaired",  # a KServe half evicted before its partner arrived (joiner)
-    }
-)
+# every reason slug of driftloop_events_invalid_total{reason} and the dead-letter header,
+# with what it means (docs/reference/events.md is generated from this table)
+REASONS: Mapping[str, str] = {
+    "oversized": "the value is longer than kafka.max_record_bytes",
+    "empty": "no value (a tombstone) or zero bytes",
+    "not_utf8": "the value is not valid UTF-8",
+    "malformed_json": "the value is not valid JSON",
+    "non_finite": "a number is NaN or infinite, written so or by overflowing a double",
+    "missing_field": "a required field is absent",
+    "wrong_type": "a field has a JSON type the contract does not allow",
+    "unknown_model": "the model is not configured under models",
+    "bad_timestamp": "the timestamp is not RFC 3339 with a UTC offset or epoch milliseconds",
+    "unsupported_format": "a format not enabled in kafka.formats, or not recognised",
+    "unknown_event_type": "a CloudEvent that is neither an inference request nor a response",
+    "shape_mismatch": "batch sizes or tensor shapes that do not agree",
+    "no_feature_order": "positional instances for a model whose feature order is unknown",
+    "unknown_version": "a KServe endpoint that maps to no model version",
+    "unpaired": "a KServe half evicted before its partner arrived",
+}
 
 _MAX_MESSAGE_CHARS = 500
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z

@@ -1,4 +1,4 @@
-"""What every retraining launcher takes and returns.
+"""The launch contract: what every retraining launcher takes and returns (pure, no adapters).
 
 Exceptions::
 

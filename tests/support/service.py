@@ -1,12 +1,7 @@
-"""Shared fixtures of the ``driftloop serve`` integration tests.
+"""Helpers of the tests that run ``driftloop serve`` (the fixtures ``tansu`` and
+``stream_data`` are in ``tests/conftest.py``, one broker for the whole session).
 
-- ``tansu``: one memory-only Tansu broker for the session (tests use their own
-  topics and consumer groups, see :func:`new_topics`); yields its bootstrap address.
-- ``stream_data``: the seeded example stream of :mod:`monitor.cli.examples` cut in
-  windows of :data:`WINDOW_ROWS` rows (six windows, drift in windows 3 and 5),
-  written to CSV and read back, so the rows produced to Kafka are exactly the rows
-  ``driftloop evaluate`` reads; its baseline is the session's ``example_baseline``
-  (same seed, same reference rows).
+- :func:`new_topics`: fresh topics and a consumer group per test;
 - :func:`write_config` / :func:`start_service`: a config on free ports and
   ``driftloop serve`` as a subprocess (stopped by its PID), with helpers that read
   ``/metrics``, ``/readyz`` and the windows API, and poll with deadlines.
@@ -18,7 +13,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +24,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.cli.examples import ExampleFiles, generate
 from monitor.ingest import ensure_topics
-from monitor.tables import read_table
-from tests.support.procs import Managed, free_port, start_tansu, wait_for
+from tests.support.procs import Managed, free_port, wait_for
 
 __all__ = [
     "SEED",
@@ -87,29 +80,6 @@ def poll(check: Callable[[], Any], timeout: float, what: str,
         time.sleep(interval)
     tail = proc.log_tail(60) if proc is not None else ""
     raise TimeoutError(f"{what}: not reached after {timeout:.0f}s (last seen: {last!r})\n{tail}")
-
-
-@pytest.fixture(scope="session")
-def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc = start_tansu(tmp_path_factory.mktemp("tansu"))
-    try:
-        yield f"127.0.0.1:{proc.port}"
-    finally:
-        proc.stop()
-
-
-@pytest.fixture(scope="session")
-def stream_data(example_baseline: Path, example_files: ExampleFiles,
-                tmp_path_factory: pytest.TempPathFactory) -> StreamData:
-    data = generate(seed=SEED, reference_rows=20_000, window_rows=WINDOW_ROWS)
-    # the session baseline is built from the same seed's reference rows
-    assert len(read_table(example_files.reference)) == len(data.reference)
-    directory = tmp_path_factory.mktemp("stream")
-    current_csv, labels_csv = directory / "current.csv", directory / "labels.csv"
-    data.current.to_csv(current_csv, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    data.labels.to_csv(labels_csv, index=False)
-    return StreamData(example_baseline, current_csv, labels_csv, read_table(current_csv),
-                      read_table(labels_csv))
 
 
 def new_topics(bootstrap: str, prefix: str, partitions: int = 1) -> Topics:
