@@ -189,6 +189,7 @@ def _difference_check(name: str, label: str, diff: Difference | None, threshold:
         return CheckResult(name, "none", "inconclusive", None, threshold, direction, n_cp, n_ch,
                            sentence, critical=critical, weight=weight)
     outcome = diff.classify(threshold, direction)
+    threshold += 0.0  # a margin of 0 reads "+0", not "-0"
     pct = f"{settings.confidence:.0%}"
     bound, side = (diff.lower, "lower") if direction == "above" else (diff.upper, "upper")
     if outcome == "pass":
