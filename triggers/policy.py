@@ -16,7 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from triggers.evidence import (
     AlertEvidence,
@@ -26,8 +26,11 @@ from triggers.evidence import (
     RunFinished,
     WindowEvidence,
 )
-from triggers.launchers.base import LaunchRequest, format_time
 from triggers.state import TriggerState, transition
+from triggers.times import format_time
+
+if TYPE_CHECKING:
+    from triggers.launchers.base import LaunchRequest
 
 __all__ = ["Decision", "decide", "idempotency_key"]
 
@@ -63,6 +66,10 @@ class Decision:
         """What to hand the launcher when ``action == "retrain"``."""
         if self.action != "retrain" or self.idempotency_key is None:
             return None
+        # imported here: importing the launchers package loads httpx, which the pure
+        # policy does not need until a launch is handed over
+        from triggers.launchers.base import LaunchRequest
+
         return LaunchRequest(
             self.state.model,
             self.version,
