@@ -19,7 +19,7 @@ Each step carries a ``key`` unique within its decision, used to record it done.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ __all__ = [
     "SetAlias",
     "Step",
     "TagVersion",
+    "split_steps",
     "step_from_dict",
 ]
 
@@ -120,6 +121,18 @@ class HookCall:
 
 Move = SetAlias | DeleteAlias | TagVersion
 Step = Move | HookCall
+
+
+def split_steps(steps: Iterable[Step]) -> tuple[tuple[Move, ...], tuple[HookCall, ...]]:
+    """Registry moves (for ``registry.apply_moves``) and hook calls, each in order."""
+    moves: list[Move] = []
+    hooks: list[HookCall] = []
+    for item in steps:
+        if isinstance(item, HookCall):
+            hooks.append(item)
+        else:
+            moves.append(item)
+    return tuple(moves), tuple(hooks)
 
 
 def step_from_dict(data: Mapping[str, Any]) -> Step:
