@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.canary_results import CanaryVerdict
 from triggers.canary import (
@@ -23,9 +25,16 @@ from triggers.canary import (
     start,
     step,
 )
-from triggers.canary_plan import canary_key
-from triggers.canary_state import TRANSITIONS, CanaryPhase, CanaryState, PhaseEvent, transition
-from triggers.moves import STATUS_TAG, DeleteAlias, HookCall, SetAlias, TagVersion
+from triggers.canary_plan import MAX_TAG_CHARS, Aliases, canary_key, plan_steps
+from triggers.canary_state import (
+    PENDING_PHASES,
+    TRANSITIONS,
+    CanaryPhase,
+    CanaryState,
+    PhaseEvent,
+    transition,
+)
+from triggers.moves import STATUS_TAG, DeleteAlias, HookCall, SetAlias, TagVersion, split_steps
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 POLICY = CanaryPolicy(iterations=3, threshold=2, max_inconclusive=3)
@@ -384,3 +393,57 @@ def test_importing_the_pure_modules_loads_no_http_client_nor_mlflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+EVENTS_ST = st.one_of(
+    st.tuples(st.just("judged"), st.sampled_from(["pass", "fail", "inconclusive"])),
+    st.tuples(st.just("operator"), st.sampled_from(["abort", "promote", "rollback"])),
+    st.tuples(st.just("done"), st.integers(1, 6)),
+    st.tuples(st.just("failed"), st.just("")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(EVENTS_ST, max_size=40))
+def test_step_any_event_sequence_keeps_the_invariants(events: list[tuple[str, object]]) -> None:
+    state = started()
+    for n, (kind, arg) in enumerate(events):
+        now = at(n)
+        if kind == "judged":
+            event: object = Judged(f"i{n}", verdict(str(arg)))
+        elif kind == "operator":
+            event = OperatorRequest(arg, f"r{n}")  # type: ignore[arg-type]
+        elif kind == "done":
+            pending = state.pending
+            keys = () if pending is None else tuple(s.key for s in pending.steps[: int(arg)])  # type: ignore[call-overload]
+            event = StepsDone(pending.decision_id if pending else "none", keys)
+        else:
+            event = StepsFailed(state.pending.decision_id if state.pending else "none", "gone")
+        decision = step(state, event, now, POLICY)  # type: ignore[arg-type]
+        assert decision.state is not None
+        assert decision.changed == (decision.kind not in ("ignore", "refuse"))
+        state = decision.state
+        assert (state.pending is not None) == (state.phase in PENDING_PHASES)
+        if state.phase == "progressing":
+            assert state.passed < POLICY.iterations
+            assert state.failed_checks < POLICY.threshold
+            assert state.inconclusive_in_a_row < POLICY.max_inconclusive
+        if decision.kind in ("promote", "rollback", "abort", "revert"):
+            assert decision.decision_id == canary_key("carloan", "4", decision.kind, T0)
+            assert decision.steps == state.pending.steps  # type: ignore[union-attr]
+
+
+def test_plan_steps_shorten_evidence_too_long_for_a_tag() -> None:
+    checks = [{"name": f"c{n}", "outcome": "pass", "statistic": 0.1, "threshold": 0.2,
+               "sentence": "x" * 500} for n in range(20)]
+    steps = plan_steps("rollback", "d", model="m", champion="3", challenger="4",
+                       aliases=Aliases(), sentence="roll back", score=10.0,
+                       evidence={"outcome": "fail", "score": 10.0, "checks": checks})
+    tag = next(s for s in steps if isinstance(s, TagVersion))
+    evidence = dict(tag.tags)["driftloop.canary.evidence"]
+    assert len(evidence) <= MAX_TAG_CHARS
+    assert json.loads(evidence)["truncated"] is True
+    assert [s.key for s in steps] == ["d/0", "d/1", "d/2"]
+    moves, hooks = split_steps(steps)
+    assert [type(m).__name__ for m in moves] == ["DeleteAlias", "TagVersion"]
+    assert [h.event for h in hooks] == ["rollback"]
