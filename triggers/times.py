@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["format_time", "parse_time"]
+__all__ = ["format_time"]
 
 
 def format_time(value: datetime | None) -> str:
@@ -19,9 +19,3 @@ def format_time(value: datetime | None) -> str:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
-
-def parse_time(value: str | None) -> datetime | None:
-    """The inverse of ``format_time`` (any ISO 8601 offset accepted); None for None or ""."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
