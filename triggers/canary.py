@@ -60,6 +60,7 @@ _OPERATOR: dict[tuple[str, str], tuple[PhaseEvent, HookEvent]] = {
     ("rollback", "succeeded"): ("revert", "revert"),
 }
 
+
 def start(model: str, champion: str | None, challenger: str, now: datetime,
           policy: CanaryPolicy, previous: CanaryState | None = None, *,
           source: Literal["alias", "retrain"] = "alias") -> CanaryDecision:
@@ -80,7 +81,7 @@ def start(model: str, champion: str | None, challenger: str, now: datetime,
                           f"{policy.champion_alias!r} to compare with")
     if champion == challenger:
         return _unchanged("refuse", previous, f"no {who}: it is the champion already")
-    superseded = ""
+    superseded, superseded_version = "", None
     if previous is not None:
         running = not previous.terminal
         if previous.challenger == challenger and (running or source == "retrain"):
@@ -94,11 +95,12 @@ def start(model: str, champion: str | None, challenger: str, now: datetime,
                               f"v{previous.challenger} is {previous.phase}")
         if running:
             superseded = f"; supersedes v{previous.challenger} after {previous.checks} checks"
+            superseded_version = previous.challenger
     decision_id = canary_key(model, challenger, "start", now)
     sentence = f"start {who} against champion v{champion} (found by {source}){superseded}"
     steps = plan_steps("start", decision_id, model=model, champion=champion,
                        challenger=challenger, aliases=policy.aliases, sentence=sentence,
-                       score=None, evidence={})
+                       score=None, evidence={}, superseded=superseded_version)
     state = CanaryState(model, "starting", champion, challenger, now, now,
                         pending=Pending(decision_id, "start", sentence, steps, now),
                         decision_id=decision_id, decision="start", reason=sentence,

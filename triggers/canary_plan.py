@@ -57,8 +57,12 @@ def canary_key(model: str, challenger: str, decision: str, started_at: datetime)
 def plan_steps(
     event: HookEvent, decision_id: str, *, model: str, champion: str, challenger: str,
     aliases: Aliases, sentence: str, score: float | None, evidence: Mapping[str, Any],
+    superseded: str | None = None,
 ) -> tuple[Step, ...]:
-    """Every step of one decision, registry moves first, the hook last."""
+    """Every step of one decision, registry moves first, the hook last.
+
+    ``superseded``: on start, the challenger of a running canary this one replaces
+    (tagged ``superseded``; its alias already moved to the new challenger)."""
     steps: list[Step] = []
 
     def key() -> str:
@@ -77,6 +81,9 @@ def plan_steps(
         steps.append(SetAlias(key(), model, aliases.challenger, challenger))
         steps.append(TagVersion(key(), model, challenger,
                                 tags(status, **{f"{_TAG}champion": champion})))
+        if superseded is not None:
+            steps.append(TagVersion(key(), model, superseded,
+                                    tags("superseded", **{f"{_TAG}superseded_by": challenger})))
     elif event == "promote":
         steps.append(SetAlias(key(), model, aliases.previous_champion, champion))
         steps.append(SetAlias(key(), model, aliases.champion, challenger, champion, True))

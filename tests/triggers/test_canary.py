@@ -159,6 +159,14 @@ def test_start_table(name: str, champion: str | None, challenger: str,
         assert decision.state is before
 
 
+def test_start_superseding_tags_the_replaced_challenger() -> None:
+    decision = start("carloan", "3", "5", at(60), POLICY, progressing())
+    tagged = {s.version: dict(s.tags) for s in decision.steps if isinstance(s, TagVersion)}
+    assert tagged["4"][STATUS_TAG] == "superseded"
+    assert tagged["4"]["driftloop.canary.superseded_by"] == "5"
+    assert tagged["5"][STATUS_TAG] == "progressing"
+
+
 def test_start_again_later_gets_new_decision_ids() -> None:
     first = start("carloan", "3", "4", T0, POLICY).decision_id
     again = start("carloan", "3", "4", at(90), POLICY).decision_id
