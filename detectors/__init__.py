@@ -1,13 +1,26 @@
-"""Pure drift, data-quality and performance statistics.
+"""Pure drift, data-quality and performance statistics, and the canary judge.
 
 Arrays and reference profiles in, frozen results out: no I/O, clock, logging,
 global random state or pandas. See docs/internals.md for the contract.
+
+The canary judge (``judge(champion, challenger, JudgeSettings) -> CanaryVerdict``)
+compares two ``ArmStats`` of the same interval; ``twosample`` holds its tests.
 """
 
 from __future__ import annotations
 
 from detectors.binned import chisquare, jensenshannon, linf, psi, z_binary
 from detectors.calibration import DEFAULT_WINDOW_SIZES, Calibration, CalibrationCurve, calibrate
+from detectors.canary import judge
+from detectors.canary_results import (
+    CHECKS,
+    DEFAULT_CRITICAL,
+    DEFAULT_WEIGHTS,
+    CanaryVerdict,
+    CheckResult,
+    JudgeSettings,
+)
+from detectors.canary_stats import ArmStats, Estimate, Moments, histogram, judged_metric, row_loss
 from detectors.drift import evaluate_drift, evaluate_feature, pvalue_thresholds
 from detectors.numeric import ks, wasserstein_norm
 from detectors.performance import (
@@ -36,9 +49,13 @@ from detectors.settings import (
 )
 from detectors.statistic import drift_statistic
 from detectors.summary import MAX_UNSEEN, CategoricalCounts, NumericCounts, WindowSummary
+from detectors.twosample import Difference, normal_difference, two_proportions, welch
 
 __all__ = [
     "CATEGORICAL_METHODS",
+    "CHECKS",
+    "DEFAULT_CRITICAL",
+    "DEFAULT_WEIGHTS",
     "DEFAULT_WINDOW_SIZES",
     "HIGHER_IS_BETTER",
     "MAX_UNSEEN",
@@ -46,14 +63,21 @@ __all__ = [
     "MIN_EFFECT",
     "NUMERIC_METHODS",
     "PVALUE_METHODS",
+    "ArmStats",
     "Calibration",
     "CalibrationCurve",
+    "CanaryVerdict",
     "CategoricalCounts",
     "CategoricalProfile",
+    "CheckResult",
     "DatasetDriftResult",
+    "Difference",
     "DriftResult",
     "DriftSettings",
+    "Estimate",
     "FeatureProfile",
+    "JudgeSettings",
+    "Moments",
     "NumericCounts",
     "NumericProfile",
     "PerformanceResult",
@@ -68,14 +92,21 @@ __all__ = [
     "evaluate_feature",
     "evaluate_performance",
     "evaluate_quality",
+    "histogram",
     "jensenshannon",
+    "judge",
+    "judged_metric",
     "ks",
     "linf",
+    "normal_difference",
     "performance_metric",
     "profile_column",
     "profile_from_dict",
     "psi",
     "pvalue_thresholds",
+    "row_loss",
+    "two_proportions",
     "wasserstein_norm",
+    "welch",
     "z_binary",
 ]

@@ -64,6 +64,9 @@ class Decision:
         """What to hand the launcher when ``action == "retrain"``."""
         if self.action != "retrain" or self.idempotency_key is None:
             return None
+        # imported here: importing the launchers package loads httpx, which the pure
+        # policy does not need until a launch is handed over
+
         return LaunchRequest(
             self.state.model,
             self.version,

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["binned", "calibration", "numeric", "performance", "profile", "quality", "summary"]
+MODULES = ["binned", "calibration", "canary", "canary_stats", "numeric", "performance", "profile",
+           "quality", "summary", "twosample"]
 
 
 @pytest.mark.parametrize("name", MODULES)
