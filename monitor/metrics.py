@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from detectors import HIGHER_IS_BETTER
 
-__all__ = ["CANARY_STATUS", "METRICS", "MetricSpec", "Metrics"]
+__all__ = ["CANARY_STATUS", "DESIGN_METRICS", "METRICS", "MetricSpec", "Metrics"]
 
 MetricType = Literal["counter", "gauge", "histogram"]
 
@@ -108,6 +108,17 @@ METRICS: tuple[MetricSpec, ...] = (
 # fmt: on
 
 _SPECS = {spec.name: spec for spec in METRICS}
+
+# the names of design.md section 8; every other metric is an addition
+DESIGN_METRICS = frozenset({
+    "driftloop_events_total", "driftloop_events_invalid_total", "driftloop_windows_total",
+    "driftloop_feature_drift_score", "driftloop_feature_drift_detected",
+    "driftloop_dataset_drift_share", "driftloop_dataset_drift_detected",
+    "driftloop_prediction_drift_score", "driftloop_performance",
+    "driftloop_performance_degraded", "driftloop_retrain_triggers_total",
+    "driftloop_canary_status", "driftloop_canary_decisions_total", "driftloop_consumer_lag",
+    "driftloop_window_evaluation_seconds",
+})
 
 CANARY_STATUS: Mapping[str, int] = {"running": 0, "succeeded": 1, "failed": 2}
 

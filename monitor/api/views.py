@@ -24,6 +24,7 @@ __all__ = [
     "ModelSummary",
     "ModelsResponse",
     "PerformanceView",
+    "QualityView",
     "ReadyResponse",
     "RetrainRunView",
     "TriggerView",
@@ -35,10 +36,6 @@ __all__ = [
     "trigger_view",
     "window_summary",
 ]
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 class ErrorResponse(BaseModel):
@@ -60,37 +57,114 @@ class ReadyResponse(BaseModel):
     dependencies: dict[str, DependencyView]
 
 
-class FeatureDrift(_Open):
+class _Documented(BaseModel):
+    # attribute docstrings describe each key in the OpenAPI document and
+    # docs/reference/window-result.md
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class FeatureDrift(_Documented):
+    """One column's drift in a window (a feature, the prediction or the score)."""
+
     method: str
+    """Drift method: wasserstein, ks, psi, jensenshannon, chisquare, linf or z."""
     score: float | None
+    """The number compared with the threshold: a distance, or a p-value for ks, chisquare
+    and z; null when the window is empty."""
     threshold: float | None
+    """The threshold actually used (calibrated for the window's size when auto)."""
     drift: bool | None
+    """Whether the column drifted."""
+    status: str = "ok"
+    """drift, ok, or inconclusive (fewer rows than drift.min_rows)."""
+    direction: str = "above"
+    """above: drift when score >= threshold (distances); below: drift when score < threshold
+    (p-values)."""
+    n: int = 0
+    """Values of the column in the window."""
 
 
-class PerformanceView(_Open):
+class QualityView(_Documented):
+    """Data-quality findings of a window."""
+
+    missing: dict[str, float] = {}
+    """Features whose missing share rose by more than quality.max_missing_increase: the
+    window's missing share."""
+    unseen_categories: dict[str, list[str]] = {}
+    """Categories the baseline never saw, per feature."""
+    out_of_range: dict[str, float] = {}
+    """Share of values outside the reference range, per numeric feature over the limit."""
+    type_violations: dict[str, int] = {}
+    """Cells of the wrong type, per feature."""
+    missing_columns: list[str] = []
+    """Features no event of the window carried."""
+    extra_columns: list[str] = []
+    """Columns events carried that the baseline does not know."""
+    violations: list[str] = []
+    """Every finding as a sentence."""
+    status: str = "ok"
+    """ok, violation, or inconclusive (an empty window)."""
+
+
+class PerformanceView(_Documented):
+    """Realized performance on predictions joined with their labels."""
+
     metric: str
+    """The metric (performance.metric, or the task's first when it does not apply)."""
     value: float | None
+    """Its value on the joined rows; null when undefined (e.g. roc_auc with one class)."""
     baseline: float | None
+    """Its value on the reference."""
     degraded: bool | None
+    """Whether it is worse than the baseline by more than max_drop."""
     labeled_rows: int
+    """Joined (prediction, label) pairs."""
+    max_drop: float | None = None
+    """The allowed drop actually used (calibrated for labeled_rows when auto)."""
+    status: str = "ok"
+    """ok, degraded, or inconclusive (fewer than drift.min_rows labels, or undefined)."""
 
 
-class WindowResult(_Open):
-    """One window result, design 6.1."""
+class WindowResult(_Documented):
+    """One window result (design 6.1): what ``driftloop evaluate`` prints per window and
+    ``GET /api/v1/models/{model}/windows`` returns."""
 
     model: str
+    """The model's name."""
     version: str
+    """The model version the window's events came from."""
     window: int
+    """The window's number in its stream (count windows) or start / duration (event time)."""
     first_offset: int | None = None
+    """Kafka offset of the window's first event; null for files."""
     start: str | None
+    """First event time (count windows) or the window's start (event time), RFC 3339."""
     end: str | None
+    """Last event time (count windows) or the window's end (event time), RFC 3339."""
     rows: int
+    """Events in the window."""
     dataset_drift: bool | None
+    """Whether at least drift_share_threshold of the conclusive features drifted."""
     drift_share: float | None
+    """Share of the conclusive features that drifted."""
+    drift_share_threshold: float | None = None
+    """models.<name>.drift.share."""
     features: dict[str, FeatureDrift]
+    """Drift of every feature of the baseline."""
     prediction_drift: FeatureDrift | None
-    quality: dict[str, Any] | None
+    """Drift of the prediction column; null when the baseline has none."""
+    score_drift: FeatureDrift | None = None
+    """Drift of the score column; null when the baseline has none."""
+    quality: QualityView | None
+    """Data-quality findings."""
     performance: PerformanceView | None
+    """Realized performance; null when no labels joined. In the stream, the latest
+    performance window known when this window closed (labels come later)."""
+    partition: int | None = None
+    """Streams: the Kafka partition the window's events came from."""
+    baseline: str | None = None
+    """Streams: the key of the baseline the window was binned with (runs:/<id> for
+    baselines that follow an MLflow alias)."""
 
 
 class WindowsPage(BaseModel):

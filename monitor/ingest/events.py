@@ -13,9 +13,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FeatureValue", "Label", "Prediction"]
+__all__ = ["LABEL_FIELDS", "PREDICTION_FIELDS", "FeatureValue", "Label", "Prediction"]
 
 FeatureValue = float | int | str | bool | None
+
+# The native JSON shapes (design 3.1, 3.2) as (field, required, JSON type, meaning):
+# what the codec accepts, for docs/reference/events.md.
+PREDICTION_FIELDS: tuple[tuple[str, bool, str, str], ...] = (
+    ("model", True, "string", "a model configured under models"),
+    ("version", True, "string or integer", "the model version that answered"),
+    ("request_id", True, "string or integer", "joins the label; unique per model"),
+    ("timestamp", True, "RFC 3339 text with a UTC offset, or epoch milliseconds",
+     "when the prediction was made (event time)"),
+    ("features", True, "object of number, string, boolean or null",
+     "the model's inputs, by name"),
+    ("prediction", True, "number or string", "the model's output (class or value)"),
+    ("score", False, "number", "probability of the positive class (binary tasks)"),
+    ("scores", False, "object of class -> number", "class probabilities (multiclass)"),
+    ("latency_ms", False, "number", "serving latency"),
+)
+LABEL_FIELDS: tuple[tuple[str, bool, str, str], ...] = (
+    ("model", True, "string", "a model configured under models"),
+    ("request_id", True, "string or integer", "the prediction this label belongs to"),
+    ("label", True, "number or string", "the ground truth"),
+    ("timestamp", False, "RFC 3339 text or epoch milliseconds",
+     "when the truth became known; the record's broker time when absent"),
+)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,8 @@
 4. step; a failed step (store or broker trouble half-way) rewinds to the stored
    state and retries after a pause;
 5. replace a consumer whose group join never completes (seen after a broker restart);
-6. on stop, persist and commit everything (the SIGTERM path).
+6. after a persist, commit its offsets to Kafka for lag tools (the store's are the
+   truth); on stop, persist and commit everything (the SIGTERM path).
 
 Broker reachability for ``/readyz`` is probed by a scheduled job
 (:mod:`monitor.runtime.jobs`), which sets ``broker_ok``.
@@ -21,10 +22,12 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 
 from monitor.baseline import RegistryWatch
 from monitor.config import Config
@@ -39,6 +42,11 @@ log = logging.getLogger("driftloop")
 CONNECT_TIMEOUT_MS = 5000
 # a consumer with no partitions this long while the broker answers is replaced
 STUCK_JOIN_SECONDS = 30.0
+
+
+def _log_commit_failure(_offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        log.warning("kafka offset commit failed (the state store has them): %s", response)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -108,19 +116,42 @@ class ConsumerLoop:
                 for change in self.watch.take():
                     self.service.swap_baseline(change.model, change.key, change.baseline)
             try:
-                self.service.step()
+                stats = self.service.step()
             except Exception as exc:  # stay up: report, back off, reload the stored state
                 log.warning("consumer step failed (%s: %s); reloading the stored state and "
                             "retrying", type(exc).__name__, exc)
                 self.stopping.wait(1.0)
                 needs_rewind = True
                 continue
+            if stats.persisted is not None:
+                self._commit(stats.persisted.positions, wait=False)
             now = time.monotonic()
             if now - last_check >= 5.0:
                 last_check = now
                 unassigned_since = self._check_join(now, unassigned_since)
         if not needs_rewind:
-            self.service.persist(force=True)
+            persisted = self.service.persist(force=True)
+            if persisted is not None:
+                self._commit(persisted.positions, wait=True)
+
+    def _commit(self, positions: Mapping[tuple[str, int], int], *, wait: bool) -> None:
+        """Kafka's copy of the stored offsets, for lag tools (the store's are the truth).
+
+        Asynchronous while running (a round trip per window cost ~5% of the consume
+        rate); blocking on shutdown, so a clean stop leaves Kafka's copy equal to the
+        store's.
+        """
+        if not positions or self.consumer is None:
+            return
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                   for (t, p), o in positions.items()}
+        try:
+            if wait:
+                self.consumer.commit(offsets)
+            else:
+                self.consumer.commit_async(offsets, callback=_log_commit_failure)
+        except Exception as exc:
+            log.warning("kafka offset commit failed (the state store has them): %s", exc)
 
     def _check_join(self, now: float, unassigned_since: float | None) -> float | None:
         """A group join that never completes leaves the consumer without partitions for

@@ -10,7 +10,8 @@
    label-join rows and joins, open-window checkpoints and the next offsets;
 6. export metrics;
 7. hand the results to the reactor (retrain policy, launchers);
-8. commit the offsets to Kafka (for lag tooling; the store's are the truth).
+8. commit the offsets to Kafka (for lag tooling; the store's are the truth): the
+   consumer loop does, with the positions ``persist`` returns.
 
 Invariant: the offsets stored with a checkpoint are exactly those of the events
 folded into it, so a restart (even ``kill -9``) restores the checkpoints, seeks
@@ -33,11 +34,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
-
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetters, DecodeError, Decoder, Label, Prediction
@@ -70,7 +68,11 @@ class StepStats:
     predictions: int = 0
     labels: int = 0
     invalid: int = 0
-    windows: list[WindowOutput] = field(default_factory=list)
+    persisted: Persisted | None = None  # what this step stored, if a persist was due
+
+    @property
+    def windows(self) -> list[WindowOutput]:
+        return self.persisted.outputs if self.persisted is not None else []
 
 
 class Service:
@@ -138,7 +140,7 @@ class Service:
             for reason, n in invalid.items():
                 self.metrics.count_invalid(reason, n)
                 stats.invalid += n
-        stats.windows = self.persist()
+        stats.persisted = self.persist()
         return stats
 
     def _labels(self, key: TopicPartitionKey, records: list[Any],
@@ -222,21 +224,19 @@ class Service:
         return self.partitions.commit_positions(self.decoder.joiner.pending_offsets())
 
     # -- persist, export, commit ------------------------------------------------------------
-    def persist(self, force: bool = False, *, commit_kafka: bool = True) -> list[WindowOutput]:
-        """Write what is due in one transaction; ``commit_kafka=False`` inside rebalance
-        callbacks, which run on kafka-python's IO thread and must not block on it."""
+    def persist(self, force: bool = False) -> Persisted | None:
+        """Write what is due in one transaction, export it and react to it; None when
+        nothing was due. The caller commits ``positions`` to Kafka (for lag tools)."""
         with self.lock:
             if not self.persister.due(self.config.kafka.commit_interval_seconds, force,
                                       self.partitions.dirty):
-                return []
+                return None
             if self.dead_letters is not None:
                 self.dead_letters.flush()
             persisted = self.persister.write(self.partitions, self.commit_positions(), force)
             self.partitions.dirty = False
         self._export(persisted)
-        if commit_kafka:
-            self._commit_kafka(persisted.positions, wait=force)
-        return persisted.outputs
+        return persisted
 
     def _export(self, persisted: Persisted) -> None:
         for out in persisted.outputs:
@@ -254,22 +254,6 @@ class Service:
             for model, version, result in persisted.performance:
                 self.reactor.on_performance(model, version, result)
 
-    def _commit_kafka(self, positions: Mapping[TopicPartitionKey, int], *, wait: bool) -> None:
-        """Asynchronous while running (a round trip per window cost ~5% of the consume
-        rate, and the store's offsets are the ones that count); blocking when forced, so
-        a clean shutdown leaves Kafka's copy equal to the store's."""
-        if not positions or self.consumer is None:
-            return
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                   for (t, p), o in positions.items()}
-        try:
-            if wait:
-                self.consumer.commit(offsets)
-            else:
-                self.consumer.commit_async(offsets, callback=_log_commit_failure)
-        except Exception as exc:  # the store holds the truth; Kafka's copy is for lag tools
-            log.warning("kafka offset commit failed (the state store has them): %s", exc)
-
     # -- start-up, rebalances, recovery -----------------------------------------------------
     def restore(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """Load the checkpoints of newly assigned partitions; returns offsets to seek to."""
@@ -286,7 +270,7 @@ class Service:
     def revoke(self, revoked: Iterable[TopicPartitionKey]) -> None:
         """Persist everything before partitions leave; forget their streams."""
         with self.lock:
-            self.persist(force=True, commit_kafka=False)
+            self.persist(force=True)  # Kafka's copy of the offsets waits for the loop
             gone = set(revoked)
             topic = self.config.kafka.predictions_topic
             for pipeline in self.pipelines.values():
@@ -311,11 +295,6 @@ class Service:
             self.partitions.clear()
             self.persister.discard()
             return self.restore(assigned)
-
-
-def _log_commit_failure(_offsets: Any, response: Any) -> None:
-    if isinstance(response, Exception):
-        log.warning("kafka offset commit failed (the state store has them): %s", response)
 
 
 def _runs(batch: list[Prediction]) -> list[tuple[tuple[str, str], list[Prediction]]]:

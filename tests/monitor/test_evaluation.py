@@ -172,3 +172,21 @@ def test_batch_and_direct_evaluation_agree(data: Any, baseline: Baseline) -> Non
                                         start=batch[4]["start"], end=batch[4]["end"]))
     assert batch[4] == direct
     assert len(batch) == 6 and batch[0]["start"] == "2019-06-01T00:00:00Z"
+
+
+def test_every_key_of_a_result_is_documented_in_the_window_result_model(
+        data: Any, baseline: Baseline) -> None:
+    """docs/reference/window-result.md and the OpenAPI document come from WindowResult."""
+    from monitor.api.views import FeatureDrift, PerformanceView, QualityView, WindowResult
+
+    result = evaluate_window(baseline, summarize(baseline, window(data, 3)), config(), META)
+    result = {**result, "partition": 0, "baseline": "runs:/abc",
+              "performance": {"metric": "accuracy", "value": 0.9, "baseline": 0.94,
+                              "max_drop": 0.02, "degraded": True, "labeled_rows": 500,
+                              "status": "degraded"}}
+    WindowResult.model_validate(result)
+    assert set(result) <= set(WindowResult.model_fields)
+    for part in [*result["features"].values(), result["prediction_drift"]]:
+        assert set(part) <= set(FeatureDrift.model_fields)
+    assert set(result["quality"]) <= set(QualityView.model_fields)
+    assert set(result["performance"]) <= set(PerformanceView.model_fields)
