@@ -7,8 +7,19 @@ global random state or pandas. See docs/internals.md for the contract.
 from __future__ import annotations
 
 from detectors.binned import chisquare, jensenshannon, linf, psi, z_binary
-from detectors.calibration import DEFAULT_WINDOW_SIZES, Calibration, CalibrationCurve, calibrate
+from detectors.calibration import (
+    DEFAULT_WINDOW_SIZES,
+    Calibration,
+    CalibrationCurve,
+    calibrate,
+    skewed_bound,
+)
 from detectors.drift import evaluate_drift, evaluate_feature, pvalue_thresholds
+from detectors.materiality import (
+    REFERENCE_SHIFT_SD,
+    UNCALIBRATED_FLOOR,
+    reference_effects,
+)
 from detectors.numeric import ks, wasserstein_norm
 from detectors.performance import (
     HIGHER_IS_BETTER,
@@ -25,13 +36,19 @@ from detectors.profile import (
     profile_from_dict,
 )
 from detectors.quality import evaluate_quality
-from detectors.results import DatasetDriftResult, DriftResult, PerformanceResult, QualityResult
+from detectors.results import (
+    DatasetDriftResult,
+    DriftResult,
+    PerformanceResult,
+    QualityResult,
+)
 from detectors.settings import (
     CATEGORICAL_METHODS,
     MIN_EFFECT,
     NUMERIC_METHODS,
     PVALUE_METHODS,
     DriftSettings,
+    FeatureOverride,
     QualitySettings,
 )
 from detectors.statistic import drift_statistic
@@ -46,6 +63,8 @@ __all__ = [
     "MIN_EFFECT",
     "NUMERIC_METHODS",
     "PVALUE_METHODS",
+    "REFERENCE_SHIFT_SD",
+    "UNCALIBRATED_FLOOR",
     "Calibration",
     "CalibrationCurve",
     "CategoricalCounts",
@@ -53,6 +72,7 @@ __all__ = [
     "DatasetDriftResult",
     "DriftResult",
     "DriftSettings",
+    "FeatureOverride",
     "FeatureProfile",
     "NumericCounts",
     "NumericProfile",
@@ -76,6 +96,8 @@ __all__ = [
     "profile_from_dict",
     "psi",
     "pvalue_thresholds",
+    "reference_effects",
+    "skewed_bound",
     "wasserstein_norm",
     "z_binary",
 ]
