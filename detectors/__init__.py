@@ -14,7 +14,23 @@ from detectors.calibration import (
     calibrate,
     skewed_bound,
 )
+from detectors.cbpe import (
+    BAND_SIGMAS,
+    CBPE_FORMAT_VERSION,
+    CBPE_WINDOW_SIZES,
+    CBPEReference,
+    estimate_performance,
+    fit_cbpe,
+)
 from detectors.drift import evaluate_drift, evaluate_feature, pvalue_thresholds
+from detectors.estimation import (
+    BINARY_METRICS,
+    MULTICLASS_METRICS,
+    ConfidenceCounts,
+    Estimate,
+    estimate,
+)
+from detectors.isotonic import IDENTITY_BINS, ScoreCalibration, fit_isotonic
 from detectors.materiality import (
     REFERENCE_SHIFT_SD,
     UNCALIBRATED_FLOOR,
@@ -39,6 +55,7 @@ from detectors.quality import evaluate_quality
 from detectors.results import (
     DatasetDriftResult,
     DriftResult,
+    EstimatedPerformanceResult,
     PerformanceResult,
     QualityResult,
 )
@@ -55,23 +72,33 @@ from detectors.statistic import drift_statistic
 from detectors.summary import MAX_UNSEEN, CategoricalCounts, NumericCounts, WindowSummary
 
 __all__ = [
+    "BAND_SIGMAS",
+    "BINARY_METRICS",
     "CATEGORICAL_METHODS",
+    "CBPE_FORMAT_VERSION",
+    "CBPE_WINDOW_SIZES",
     "DEFAULT_WINDOW_SIZES",
     "HIGHER_IS_BETTER",
+    "IDENTITY_BINS",
     "MAX_UNSEEN",
     "METRICS",
     "MIN_EFFECT",
+    "MULTICLASS_METRICS",
     "NUMERIC_METHODS",
     "PVALUE_METHODS",
     "REFERENCE_SHIFT_SD",
     "UNCALIBRATED_FLOOR",
+    "CBPEReference",
     "Calibration",
     "CalibrationCurve",
     "CategoricalCounts",
     "CategoricalProfile",
+    "ConfidenceCounts",
     "DatasetDriftResult",
     "DriftResult",
     "DriftSettings",
+    "Estimate",
+    "EstimatedPerformanceResult",
     "FeatureOverride",
     "FeatureProfile",
     "NumericCounts",
@@ -79,15 +106,20 @@ __all__ = [
     "PerformanceResult",
     "QualityResult",
     "QualitySettings",
+    "ScoreCalibration",
     "WindowSummary",
     "calibrate",
     "calibrate_max_drop",
     "chisquare",
     "drift_statistic",
+    "estimate",
+    "estimate_performance",
     "evaluate_drift",
     "evaluate_feature",
     "evaluate_performance",
     "evaluate_quality",
+    "fit_cbpe",
+    "fit_isotonic",
     "jensenshannon",
     "ks",
     "linf",

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["binned", "calibration", "numeric", "performance", "profile", "quality", "summary"]
+MODULES = ["binned", "calibration", "estimation", "isotonic", "materiality", "numeric",
+           "performance", "profile", "quality", "summary"]
 
 
 @pytest.mark.parametrize("name", MODULES)
