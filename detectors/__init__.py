@@ -31,11 +31,7 @@ from detectors.estimation import (
     estimate,
 )
 from detectors.isotonic import IDENTITY_BINS, ScoreCalibration, fit_isotonic
-from detectors.materiality import (
-    REFERENCE_SHIFT_SD,
-    UNCALIBRATED_FLOOR,
-    reference_effects,
-)
+from detectors.materiality import UNCALIBRATED_FLOOR, normal_shift_effects, share_move_effects
 from detectors.numeric import ks, wasserstein_norm
 from detectors.performance import (
     HIGHER_IS_BETTER,
@@ -86,7 +82,6 @@ __all__ = [
     "MULTICLASS_METRICS",
     "NUMERIC_METHODS",
     "PVALUE_METHODS",
-    "REFERENCE_SHIFT_SD",
     "UNCALIBRATED_FLOOR",
     "CBPEReference",
     "Calibration",
@@ -123,12 +118,13 @@ __all__ = [
     "jensenshannon",
     "ks",
     "linf",
+    "normal_shift_effects",
     "performance_metric",
     "profile_column",
     "profile_from_dict",
     "psi",
     "pvalue_thresholds",
-    "reference_effects",
+    "share_move_effects",
     "skewed_bound",
     "wasserstein_norm",
     "z_binary",

@@ -12,10 +12,10 @@ p-values are already calibrated.
 Why a gamma and not mean + 3 std: distances are non-negative and skewed to the
 right (a Jensen-Shannon divergence is about a scaled chi-square), so mean + 3 std
 of their null sits near the 99th percentile, not the 99.87th. Measured on fresh
-null windows of 500 and 5,000 rows (benchmarks/bench_detection.py's features,
-1,000 windows each), mean + 3 std let 0.4-4% through per feature; the gamma's
-point lets 0.2-1.2% through (0.6% on average), which the 1% false-alarm budget
-per feature and window needs. On a symmetric, tight null the two agree.
+null windows of 500 and 5,000 rows (benchmarks/bench_detection.py's numeric
+features, 1,000 windows each, two references), mean + 3 std let 0.4-4.1% through
+per feature; the gamma's point 0-1.2% (0.5% on average), which the 1% false-alarm
+budget per feature and window needs. On a symmetric, tight null the two agree.
 
 Why the tails: a fresh window can hold values beyond the reference's range, which
 redrawing the reference's bins never produces, and on heavy tails their distance

@@ -106,10 +106,13 @@ class ConfidenceCounts:
         if pred.shape != score.shape:
             raise ValueError(f"binary estimate: got {pred.size} predictions for "
                              f"{score.size} scores, expected one per score")
+        size = self.bin_n.size
+        if calibration.n_bins != size:
+            raise ValueError(f"binary estimate: got a calibration of {calibration.n_bins} "
+                             f"bins, expected the {size} these counts were made for")
         if not np.all(kept):
             score, pred = score[kept], pred[kept]
         bins = calibration.bin_index(score)
-        size = self.bin_n.size
         rows = np.bincount(bins, minlength=size)
         positives = np.bincount(bins[pred], minlength=size)
         sum_p: np.ndarray
@@ -159,6 +162,9 @@ class ConfidenceCounts:
         pred = (np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)
                 if predicted is None else np.asarray(predicted, np.int64))
         scores, pred = scores[kept], pred[kept]
+        if pred.size and (pred.min() < 0 or pred.max() >= len(calibrations)):
+            raise ValueError(f"multiclass estimate: got predicted classes "
+                             f"{np.unique(pred)[:5].tolist()}, expected 0..{len(calibrations) - 1}")
         probs = np.column_stack([c.probability(scores[:, k])
                                  for k, c in enumerate(calibrations)])
         totals = probs.sum(axis=1, keepdims=True)

@@ -216,3 +216,17 @@ def test_multiclass_accuracy_tracks_the_realized_one_and_falls_with_confusion() 
     assert max(values[2:]) < min(values[:2]) - 0.1
     assert math.isclose(CBPEReference.from_dict(reference.to_dict()).baseline["accuracy"],
                         reference.baseline["accuracy"])
+
+
+def test_inputs_that_do_not_fit_the_reference_are_refused_with_what_was_expected() -> None:
+    counts = ConfidenceCounts.empty(ScoreCalibration.identity())
+    with pytest.raises(ValueError, match=r"got a calibration of \d+ bins, expected the 1000"):
+        counts.add_binary(REFERENCE.calibrations[0], S_REF[:10])
+    with pytest.raises(ValueError, match="got 3 predictions for 10 scores"):
+        REFERENCE.add(REFERENCE.empty_counts(), score=S_REF[:10], predicted=np.ones(3))
+    identity3 = [ScoreCalibration.identity()] * 3
+    with pytest.raises(ValueError, match=r"got predicted classes \[0, 5\], expected 0..2"):
+        ConfidenceCounts.empty().add_multiclass(identity3, np.full((2, 3), 0.3),
+                                                predicted=np.array([0, 5]))
+    with pytest.raises(ValueError, match="got neither score nor scores"):
+        fit_cbpe(Y_REF)

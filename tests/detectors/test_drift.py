@@ -24,10 +24,11 @@ from detectors import (
     evaluate_feature,
     jensenshannon,
     linf,
+    normal_shift_effects,
     profile_column,
     psi,
     pvalue_thresholds,
-    reference_effects,
+    share_move_effects,
     z_binary,
 )
 from detectors.calibration import tail_models
@@ -357,14 +358,14 @@ def test_default_thresholds_catch_a_fifth_of_an_sd_at_a_few_thousand_rows(seed: 
 
 def test_min_effect_is_configurable_per_method_and_per_feature() -> None:
     large = _summary(_frame(np.random.default_rng(8), 50_000))
-    settings = DriftSettings(min_effect={"wasserstein": 0.2, "jensenshannon": 0.05},
+    settings = DriftSettings(min_effect={"wasserstein": 0.2, "jensenshannon": 0.08},
                              overrides={"x1": FeatureOverride(min_effect=0.3),
                                         "x2": ("psi", None, 0.02)})
     result = evaluate_drift(PROFILES, large, settings, CALIBRATION).features
     assert result["x0"].threshold == 0.2
     assert result["x1"].threshold == 0.3
     assert result["x2"].method == "psi" and result["x2"].threshold == 0.02
-    assert result["city"].threshold == 0.05
+    assert result["city"].threshold == 0.08
     assert result["skewed"].threshold == 0.2
     # an explicit threshold is used as is, whatever the min_effect
     fixed = DriftSettings(threshold=0.01, min_effect={"wasserstein": 0.2})
@@ -391,16 +392,25 @@ def test_invalid_min_effect_is_refused_with_the_key_and_value(kwargs: dict,
         DriftSettings(**kwargs)
 
 
-def test_default_min_effects_are_one_normal_shift_in_each_method_s_units() -> None:
-    effects = reference_effects()
-    for method, value in MIN_EFFECT.items():
-        assert value == pytest.approx(effects[method], rel=0.01), method
-    # the numeric Jensen-Shannon and PSI of the profile agree with the closed form
+def test_default_min_effects_are_the_documented_changes_in_each_method_s_units() -> None:
+    assert MIN_EFFECT["wasserstein"] == normal_shift_effects(0.075)["wasserstein"]
+    categorical = share_move_effects(0.5, 0.07)
+    for method in ("jensenshannon", "psi", "linf"):
+        assert MIN_EFFECT[method] == pytest.approx(categorical[method], rel=0.02), method
+    # the closed forms agree with the statistics measured on a profile and a window
     rng = np.random.default_rng(13)
     profile = profile_column(rng.normal(size=200_000), "numeric")
     s = WindowSummary.empty({"x": profile})
-    s.add({"x": rng.normal(0.075, 1.0, size=2_000_000)}, 2_000_000)
-    js, _ = drift_statistic(profile, s.numeric["x"], "jensenshannon")
-    psi_value, _ = drift_statistic(profile, s.numeric["x"], "psi")
-    assert js == pytest.approx(effects["jensenshannon"], rel=0.15)
-    assert psi_value == pytest.approx(effects["psi"], rel=0.3)
+    s.add({"x": rng.normal(0.145, 1.0, size=2_000_000)}, 2_000_000)
+    numeric = normal_shift_effects(0.145)
+    for method in ("wasserstein", "jensenshannon", "psi"):
+        measured, _ = drift_statistic(profile, s.numeric["x"], method)
+        assert measured == pytest.approx(numeric[method], rel=0.1), method
+    cats = np.array(["a", "b"], dtype=object)
+    reference = profile_column(rng.choice(cats, size=200_000), "categorical")
+    w = WindowSummary.empty({"c": reference})
+    w.add({"c": rng.choice(np.array(["a", "b", "new"], dtype=object), size=1_000_000,
+                           p=[0.4965, 0.4965, 0.007])}, 1_000_000)
+    js, _ = drift_statistic(reference, w.categorical["c"], "jensenshannon")
+    assert js == pytest.approx(share_move_effects(0.5, 0.0, new_category=0.007)[
+        "jensenshannon"], rel=0.1)
