@@ -3,7 +3,10 @@
 A numeric feature is tested on its fine bins (Wasserstein, KS) or its coarse
 quantile bins (PSI, Jensen-Shannon); a categorical one on its categories, unseen
 categories being extra bins with no reference mass. Distances drift when the
-statistic reaches the threshold; tests when the p-value falls below it.
+statistic reaches the threshold; tests when the p-value falls below it. A
+distance's "auto" threshold is max(calibrated bound at the window's size,
+min_effect): noise decides on small windows, materiality on large ones
+(detectors.materiality, docs/detection.md).
 """
 
 from __future__ import annotations
