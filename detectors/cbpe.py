@@ -198,10 +198,10 @@ def fit_cbpe(y_true: np.ndarray, *, score: np.ndarray | None = None,
                 values[k][i, j] = estimate(counts, k).value
     mean: dict[str, tuple[float, ...]] = {}
     std: dict[str, tuple[float, ...]] = {}
-    for k, v in values.items():
+    for k, per_size in values.items():
         # a metric undefined on most small windows (rare positives) keeps the baseline and
         # no spread there: such windows are inconclusive anyway
-        finite = [row[~np.isnan(row)] for row in v]
+        finite = [row[~np.isnan(row)] for row in per_size]
         mean[k] = tuple(float(f.mean()) if f.size > 1 else baseline[k] for f in finite)
         std[k] = tuple(float(f.std(ddof=1)) if f.size > 1 else 0.0 for f in finite)
     return CBPEReference(task, calibrations, float(threshold), baseline, sizes, mean, std)
