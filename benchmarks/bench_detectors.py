@@ -13,6 +13,13 @@ Data: a 100k-row reference and a window of 100k (then 1M) rows, 20 numeric and
 - verdicts: driftloop configured like Evidently (``DriftSettings.evidently()``:
   Wasserstein (normed) 0.1 for numbers, Jensen-Shannon 0.1 for categoricals)
   against the per-column verdicts in Evidently's snapshot.
+- CBPE (label-free performance estimation of a binary classifier): per window,
+  folding the window's scores into its ``ConfidenceCounts`` in 20 chunks (as the
+  service folds buffered rows) and estimating the five binary metrics; the
+  reference's calibration and thresholds are built once and timed apart. Its
+  accuracy: 60 windows of 2,000 rows with labels withheld, the last 30 with
+  scores moved towards 0.5, each estimate compared afterwards with the realized
+  metric.
 
 Run: ``python benchmarks/bench_detectors.py`` (``--quick`` skips Evidently at 1M).
 """
@@ -149,6 +156,75 @@ def peak_mb(tool: str, rows: int, reference_rows: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+def classifier_rows(rng: np.random.Generator, n: int,
+                    spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels from P(y=1 | x) = sigmoid(3x), an under-confident score sigmoid(2x) to
+    calibrate; a smaller ``spread`` puts more rows near 0.5."""
+    x = rng.normal(0.0, spread, n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-3.0 * x))).astype(np.int64)
+    return y, 1.0 / (1.0 + np.exp(-2.0 * x))
+
+
+def cbpe_accuracy_lines(reference_rows: int = 20_000, rows: int = 2000) -> list[str]:
+    rng = np.random.default_rng(4)
+    y_ref, score_ref = classifier_rows(rng, reference_rows, 1.5)
+    reference = detectors.fit_cbpe(y_ref, score=score_ref, seed=0)
+    windows = [classifier_rows(rng, rows, 1.5 if w < 30 else 0.6) for w in range(60)]
+    lines = []
+    for metric in reference.metrics:
+        errors, covered, flagged = [], 0, [0, 0]
+        means = {"estimated": [0.0, 0.0], "realized": [0.0, 0.0]}
+        for w, (y, score) in enumerate(windows):
+            counts = reference.empty_counts()
+            reference.add(counts, score=score)
+            result = detectors.estimate_performance(reference, counts, metric)
+            truth = detectors.performance_metric(metric, y, (score >= 0.5).astype(np.int64),
+                                                 score=score)
+            assert result.value is not None and result.lower is not None
+            assert result.upper is not None
+            errors.append(abs(result.value - truth))
+            covered += result.lower <= truth <= result.upper
+            flagged[w >= 30] += result.degraded
+            means["estimated"][w >= 30] += result.value / 30
+            means["realized"][w >= 30] += truth / 30
+        lines.append(
+            f"detectors cbpe {metric} over 60 windows of {rows:,} rows (last 30 shifted to the "
+            f"middle): mean |estimate - realized| {np.mean(errors):.4f}, band covers "
+            f"{covered}/60, degraded {flagged[0]}/30 unshifted and {flagged[1]}/30 shifted; "
+            f"estimated {means['estimated'][0]:.3f} -> {means['estimated'][1]:.3f}, realized "
+            f"{means['realized'][0]:.3f} -> {means['realized'][1]:.3f}")
+    return lines
+
+
+def cbpe_line(rows: int, reference_rows: int) -> str:
+    rng = np.random.default_rng(3)
+    y_ref, score_ref = classifier_rows(rng, reference_rows, 1.5)
+    started = time.perf_counter()
+    reference = detectors.fit_cbpe(y_ref, score=score_ref, seed=0)
+    fit_seconds = time.perf_counter() - started
+    y, score = classifier_rows(rng, rows, 0.8)
+    chunks = np.array_split(score, 20)
+
+    def fold() -> detectors.ConfidenceCounts:
+        counts = reference.empty_counts()
+        for chunk in chunks:
+            reference.add(counts, score=chunk)
+        return counts
+
+    fold_seconds, counts = timed(fold, 5)
+    estimate_seconds, results = timed(
+        lambda: [detectors.estimate_performance(reference, counts, m)
+                 for m in reference.metrics], 5)
+    accuracy = next(r for r in results if r.metric == "accuracy")
+    realized = float(np.mean((score >= 0.5) == (y == 1)))
+    return (f"detectors cbpe {label(rows)}: {(fold_seconds + estimate_seconds) * 1e3:.1f} ms "
+            f"per window (fold scores {fold_seconds * 1e3:.1f} ms, estimate "
+            f"{len(results)} metrics {estimate_seconds * 1e3:.2f} ms); estimated accuracy "
+            f"{accuracy.value:.4f} [{accuracy.lower:.4f}, {accuracy.upper:.4f}], realized "
+            f"{realized:.4f}; reference fit {fit_seconds:.2f} s on {label(reference_rows)} rows "
+            f"({reference.calibrations[0].n_bins} calibration steps)")
+
+
 def label(rows: int) -> str:
     return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
 
@@ -198,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"detectors {label(rows)} verdicts with Evidently's methods and thresholds: "
                   f"{agree} of {len(theirs)} columns agree with Evidently "
                   f"(largest score difference {diff:.4f})", flush=True)
+    print(cbpe_line(100_000, args.reference_rows), flush=True)
+    for line in cbpe_accuracy_lines():
+        print(line, flush=True)
     per_row = {rows: seconds / rows * 1e9 for rows, seconds in times.items()}
     growth = per_row[1_000_000] / per_row[100_000]
     print(f"detectors growth: {per_row[100_000]:.0f} ns per row at 100k, "

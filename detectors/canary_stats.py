@@ -34,8 +34,8 @@ import numpy as np
 from detectors.performance import HIGHER_IS_BETTER, METRICS
 
 __all__ = [
+    "ArmEstimate",
     "ArmStats",
-    "Estimate",
     "Moments",
     "histogram",
     "judged_metric",
@@ -140,21 +140,21 @@ class Moments:
 
 
 @dataclass(frozen=True)
-class Estimate:
+class ArmEstimate:
     """An estimated performance (e.g. CBPE accuracy), its standard error, over ``n`` rows."""
 
     value: float
     standard_error: float
     n: int
 
-    def merge(self, other: Estimate) -> Estimate:
+    def merge(self, other: ArmEstimate) -> ArmEstimate:
         # parts are independent: the pooled value is n-weighted, and so is its error
         total = self.n + other.n
         if total == 0:
             return self
         wa, wb = self.n / total, other.n / total
         se = math.sqrt((wa * self.standard_error) ** 2 + (wb * other.standard_error) ** 2)
-        return Estimate(wa * self.value + wb * other.value, se, total)
+        return ArmEstimate(wa * self.value + wb * other.value, se, total)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class ArmStats:
     prediction_counts: tuple[int, ...] = ()
     loss: Moments = field(default_factory=Moments)
     latency: Moments = field(default_factory=Moments)
-    estimated: Estimate | None = None
+    estimated: ArmEstimate | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.n_invalid <= self.n_events:
@@ -183,7 +183,7 @@ class ArmStats:
     def of(
         cls, n_events: int, n_invalid: int = 0, prediction_counts: Sequence[int] = (),
         loss: np.ndarray | None = None, latency: np.ndarray | None = None,
-        estimated: Estimate | None = None,
+        estimated: ArmEstimate | None = None,
     ) -> ArmStats:
         return cls(
             n_events, n_invalid, tuple(int(c) for c in prediction_counts),
@@ -233,7 +233,7 @@ class ArmStats:
             tuple(int(c) for c in data.get("prediction_counts") or ()),
             _moments(data.get("loss")),
             _moments(data.get("latency")),
-            None if estimated is None else Estimate(
+            None if estimated is None else ArmEstimate(
                 float(estimated["value"]), float(estimated["standard_error"]),
                 int(estimated["n"]),
             ),

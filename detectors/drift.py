@@ -3,7 +3,10 @@
 A numeric feature is tested on its fine bins (Wasserstein, KS) or its coarse
 quantile bins (PSI, Jensen-Shannon); a categorical one on its categories, unseen
 categories being extra bins with no reference mass. Distances drift when the
-statistic reaches the threshold; tests when the p-value falls below it.
+statistic reaches the threshold; tests when the p-value falls below it. A
+distance's "auto" threshold is max(calibrated bound at the window's size,
+min_effect): noise decides on small windows, materiality on large ones
+(detectors.materiality, docs/detection.md).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Literal
 import numpy as np
 
 from detectors.calibration import Calibration
+from detectors.materiality import MIN_EFFECT, UNCALIBRATED_FLOOR
 from detectors.profile import FeatureProfile, NumericProfile
 from detectors.results import DatasetDriftResult, DriftResult
-from detectors.settings import MIN_EFFECT, PVALUE_METHODS, DriftSettings, Threshold
+from detectors.settings import PVALUE_METHODS, DriftSettings, Threshold
 from detectors.statistic import drift_statistic
 from detectors.summary import CategoricalCounts, NumericCounts, WindowSummary
 
@@ -30,21 +34,26 @@ def _n_current(window: Counts) -> int:
 
 
 def _distance_threshold(feature: str, method: str, threshold: Threshold, n: int,
-                        calibration: Calibration | None) -> float:
+                        calibration: Calibration | None, min_effect: float | None) -> float:
     if threshold != "auto":
         return float(threshold)
-    floor = MIN_EFFECT[method]
+    floor = MIN_EFFECT[method] if min_effect is None else min_effect
     bound = None if calibration is None else calibration.bound(feature, method, n)
-    return floor if bound is None else max(floor, bound)
+    if bound is None:
+        return max(floor, UNCALIBRATED_FLOOR[method])
+    return max(floor, bound)
 
 
 def evaluate_feature(feature: str, profile: FeatureProfile, window: Counts, method: str,
                      threshold: float | Literal["auto"] = "auto", *, alpha: float = 0.05,
-                     min_rows: int = 100, calibration: Calibration | None = None) -> DriftResult:
+                     min_rows: int = 100, calibration: Calibration | None = None,
+                     min_effect: float | None = None) -> DriftResult:
     """One feature (or the prediction) against its reference.
 
-    For p-value methods an "auto" threshold is ``alpha`` (uncorrected; ``evaluate_drift``
-    corrects for the number of features).
+    For a distance an "auto" threshold is max(calibrated bound at the window's size,
+    ``min_effect``), ``MIN_EFFECT[method]`` when None; without a calibration curve for
+    the feature, max(min_effect, 0.1). For p-value methods an "auto" threshold is
+    ``alpha`` (uncorrected; ``evaluate_drift`` corrects for the number of features).
     """
     n_current = _n_current(window)
     statistic: float | None = None
@@ -56,7 +65,8 @@ def evaluate_feature(feature: str, profile: FeatureProfile, window: Counts, meth
         drifted = p_value is not None and p_value < used
         direction: Literal["above", "below"] = "below"
     else:
-        used = _distance_threshold(feature, method, threshold, n_current, calibration)
+        used = _distance_threshold(feature, method, threshold, n_current, calibration,
+                                   min_effect)
         drifted = statistic is not None and statistic >= used
         direction = "above"
     status: Literal["drift", "ok", "inconclusive"] = (
@@ -92,8 +102,9 @@ def _method_and_threshold(feature: str, profile: FeatureProfile,
                           settings: DriftSettings) -> tuple[str, Threshold]:
     default = (settings.numeric_method if isinstance(profile, NumericProfile)
                else settings.categorical_method)
-    method, threshold = settings.overrides.get(feature, (None, None))
-    return method or default, settings.threshold if threshold is None else threshold
+    override = settings.override(feature)
+    threshold = settings.threshold if override.threshold is None else override.threshold
+    return override.method or default, threshold
 
 
 def evaluate_drift(profiles: Mapping[str, FeatureProfile], summary: WindowSummary,
@@ -108,9 +119,10 @@ def evaluate_drift(profiles: Mapping[str, FeatureProfile], summary: WindowSummar
         if window is None:
             raise KeyError(f"window summary: feature {feature!r} is profiled but not summarized")
         method, threshold = _method_and_threshold(feature, profile, settings)
+        floor = None if method in PVALUE_METHODS else settings.effect_floor(feature, method)
         result = evaluate_feature(feature, profile, window, method, threshold,
                                   alpha=settings.alpha, min_rows=settings.min_rows,
-                                  calibration=calibration)
+                                  calibration=calibration, min_effect=floor)
         results[feature] = result
         if (method in PVALUE_METHODS and threshold == "auto"
                 and result.status != "inconclusive" and result.p_value is not None):

@@ -8,7 +8,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DatasetDriftResult", "DriftResult", "PerformanceResult", "QualityResult"]
+__all__ = [
+    "DatasetDriftResult",
+    "DriftResult",
+    "EstimatedPerformanceResult",
+    "PerformanceResult",
+    "QualityResult",
+]
 
 Direction = Literal["above", "below"]
 Status = Literal["drift", "ok", "inconclusive"]
@@ -111,6 +117,31 @@ class PerformanceResult:
     degraded: bool
     labeled_rows: int
     status: Literal["degraded", "ok", "inconclusive"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EstimatedPerformanceResult:
+    """A classifier metric estimated without labels (CBPE), against its reference value.
+
+    ``lower`` / ``upper``: the band the realized metric should fall in (sampling error
+    given the calibrated probabilities). ``degraded`` when ``value < threshold`` (every
+    estimated metric is higher-is-better). status "inconclusive" (value and band None)
+    when the window has too few rows or the metric is undefined on it.
+    """
+
+    metric: str
+    value: float | None
+    lower: float | None
+    upper: float | None
+    baseline: float
+    threshold: float
+    degraded: bool
+    status: Literal["degraded", "ok", "inconclusive"]
+    n: int
+    method: str = "cbpe"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from detectors.canary import judge
 from detectors.canary_results import CanaryVerdict, JudgeSettings
-from detectors.canary_stats import ArmStats, Estimate, Moments
+from detectors.canary_stats import ArmEstimate, ArmStats, Moments
 
 SETTINGS = JudgeSettings(metric="accuracy", min_events=2000, min_labels=100,
                          max_performance_drop=0.02)
@@ -21,7 +21,7 @@ REGRESSION = replace(SETTINGS, metric="mae", max_performance_drop=0.0)
 
 def clf(n: int, errors: int, *, labeled: int | None = None, invalid: int = 0,
         hist: tuple[int, ...] = (), latency: Moments | None = None,
-        estimated: Estimate | None = None) -> ArmStats:
+        estimated: ArmEstimate | None = None) -> ArmStats:
     """A classification arm: ``errors`` wrong among ``labeled`` (default all) joined rows."""
     labeled = n if labeled is None else labeled
     return ArmStats(n, invalid, hist, Moments(labeled, float(errors), float(errors)),
@@ -80,16 +80,16 @@ CASES = [
          ArmStats.of(3000, loss=np.zeros(3000)), ArmStats.of(3000, loss=np.zeros(3000)),
          REGRESSION, "inconclusive", 100.0),
     Case("estimated only: better estimate passes",
-         clf(5000, 0, labeled=0, estimated=Estimate(0.85, 0.004, 5000)),
-         clf(5000, 0, labeled=0, estimated=Estimate(0.90, 0.004, 5000)),
+         clf(5000, 0, labeled=0, estimated=ArmEstimate(0.85, 0.004, 5000)),
+         clf(5000, 0, labeled=0, estimated=ArmEstimate(0.90, 0.004, 5000)),
          SETTINGS, "pass", 100.0, estimated=True),
     Case("estimated only: worse estimate fails",
-         clf(5000, 0, labeled=50, estimated=Estimate(0.90, 0.004, 5000)),
-         clf(5000, 0, labeled=50, estimated=Estimate(0.80, 0.004, 5000)),
+         clf(5000, 0, labeled=50, estimated=ArmEstimate(0.90, 0.004, 5000)),
+         clf(5000, 0, labeled=50, estimated=ArmEstimate(0.80, 0.004, 5000)),
          SETTINGS, "fail", 0.0, estimated=True, failed=("performance",)),
     Case("labels win over estimates when both arms have enough",
-         clf(5000, 500, estimated=Estimate(0.5, 0.01, 5000)),
-         clf(5000, 500, estimated=Estimate(0.99, 0.01, 5000)), SETTINGS, "pass", 100.0),
+         clf(5000, 500, estimated=ArmEstimate(0.5, 0.01, 5000)),
+         clf(5000, 500, estimated=ArmEstimate(0.99, 0.01, 5000)), SETTINGS, "pass", 100.0),
     Case("no labels and no estimates: critical performance is inconclusive",
          clf(5000, 0, labeled=0), clf(5000, 0, labeled=0), SETTINGS, "inconclusive", 100.0),
     Case("no labels, performance not critical: judged on the rest",

@@ -7,8 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["binned", "calibration", "canary", "canary_stats", "numeric", "performance", "profile",
-           "quality", "summary", "twosample"]
+MODULES = ["binned", "calibration", "canary", "canary_stats", "estimation", "isotonic",
+           "materiality", "numeric", "performance", "profile", "quality", "summary",
+           "twosample"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -12,18 +12,23 @@ from scipy.stats import false_discovery_control
 
 from detectors import (
     MIN_EFFECT,
+    UNCALIBRATED_FLOOR,
     Calibration,
     DriftSettings,
+    FeatureOverride,
     NumericProfile,
     WindowSummary,
     calibrate,
     drift_statistic,
     evaluate_drift,
+    evaluate_feature,
     jensenshannon,
     linf,
+    normal_shift_effects,
     profile_column,
     psi,
     pvalue_thresholds,
+    share_move_effects,
     z_binary,
 )
 from detectors.calibration import tail_models
@@ -138,7 +143,7 @@ def test_uncalibrated_small_windows_would_cry_wolf_where_calibrated_ones_do_not(
         s = WindowSummary.empty({"x1": profile})
         s.add({"x1": rng.normal(size=100)}, 100)
         statistic, _ = drift_statistic(profile, s.numeric["x1"], "wasserstein")
-        fixed += statistic >= MIN_EFFECT["wasserstein"]
+        fixed += statistic >= UNCALIBRATED_FLOOR["wasserstein"]
         calibrated += statistic >= max(_bound("x1", "wasserstein", 100), 0.1)
     assert fixed >= 30 and calibrated <= 5
 
@@ -280,10 +285,11 @@ def _draw(rng: np.random.Generator, family: str, shape: float, n: int) -> np.nda
 @example(family="categorical", shape=2.0, n=100, method_index=1, seed=2)
 def test_null_windows_cross_the_calibrated_bound_at_most_at_the_nominal_rate(
         family: str, shape: float, n: int, method_index: int, seed: int) -> None:
-    # mean + 3 std of the null statistic: Cantelli bounds the false-alarm rate by 1/10 (the
-    # nominal rate) for any distribution of the statistic; light tails sit near 1%. Fresh
+    # the bound lies above mean + 3 std of the null statistic (a gamma's upper tail is
+    # heavier than a normal's): Cantelli bounds the false-alarm rate by 1/10 (the nominal
+    # rate) for any distribution of the statistic; light tails sit below 1%. Fresh
     # windows from the generating distribution (not resamples of the reference), at the raw
-    # calibrated bound (no MIN_EFFECT floor).
+    # calibrated bound (no min_effect floor).
     rng = np.random.default_rng(seed)
     kind = "categorical" if family == "categorical" else "numeric"
     profile = profile_column(_draw(rng, family, shape, 5000), kind)
@@ -321,3 +327,90 @@ def test_tail_model_is_exponential_for_light_tails_and_heavier_for_heavy_ones() 
     mirrored = tail_models(_numeric_profile(-rng.lognormal(0.0, 2.0, size=20_000)))
     assert mirrored[0][0] > 0.3 and mirrored[1][0] < 0.2
     assert tail_models(_numeric_profile(np.full(500, 3.0))) == ((0.0, 0.0), (0.0, 0.0))
+
+
+def _shifted_window(profile: NumericProfile, n: int, shift_sd: float, seed: int) -> WindowSummary:
+    s = WindowSummary.empty({"x0": profile})
+    s.add({"x0": np.random.default_rng(seed).normal(shift_sd, 1.0, size=n)}, n)
+    return s
+
+
+def test_min_effect_keeps_a_shift_below_materiality_on_a_million_rows_quiet() -> None:
+    # a 0.05-sd shift is certain at 1M rows (beyond the calibrated bound of this 20k-row
+    # reference) and below the 0.075-sd materiality
+    profile = PROFILES["x0"]
+    assert isinstance(profile, NumericProfile)
+    window = _shifted_window(profile, 1_000_000, 0.05, seed=12).numeric["x0"]
+    statistic, _ = drift_statistic(profile, window, "wasserstein")
+    assert statistic > _bound("x0", "wasserstein", 1_000_000)
+    result = evaluate_feature("x0", profile, window, "wasserstein", calibration=CALIBRATION)
+    assert result.status == "ok" and result.threshold == MIN_EFFECT["wasserstein"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_default_thresholds_catch_a_fifth_of_an_sd_at_a_few_thousand_rows(seed: int) -> None:
+    profile = PROFILES["x0"]
+    assert isinstance(profile, NumericProfile)
+    window = _shifted_window(profile, 3000, 0.2, seed=seed)
+    assert evaluate_drift({"x0": profile}, window, DriftSettings(), CALIBRATION).features[
+        "x0"].drift
+
+
+def test_min_effect_is_configurable_per_method_and_per_feature() -> None:
+    large = _summary(_frame(np.random.default_rng(8), 50_000))
+    settings = DriftSettings(min_effect={"wasserstein": 0.2, "jensenshannon": 0.08},
+                             overrides={"x1": FeatureOverride(min_effect=0.3),
+                                        "x2": ("psi", None, 0.02)})
+    result = evaluate_drift(PROFILES, large, settings, CALIBRATION).features
+    assert result["x0"].threshold == 0.2
+    assert result["x1"].threshold == 0.3
+    assert result["x2"].method == "psi" and result["x2"].threshold == 0.02
+    assert result["city"].threshold == 0.08
+    assert result["skewed"].threshold == 0.2
+    # an explicit threshold is used as is, whatever the min_effect
+    fixed = DriftSettings(threshold=0.01, min_effect={"wasserstein": 0.2})
+    assert evaluate_drift(PROFILES, large, fixed, CALIBRATION).features["x0"].threshold == 0.01
+
+
+def test_without_a_calibration_auto_keeps_the_legacy_floor_unless_min_effect_is_higher() -> None:
+    window = _summary(_frame(np.random.default_rng(8), 5000))
+    plain = evaluate_drift(PROFILES, window, DriftSettings()).features
+    assert plain["x0"].threshold == UNCALIBRATED_FLOOR["wasserstein"] == 0.1
+    higher = DriftSettings(min_effect={"wasserstein": 0.25})
+    assert evaluate_drift(PROFILES, window, higher).features["x0"].threshold == 0.25
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"min_effect": {"ks": 0.1}}, "drift min_effect: got method 'ks', expected a distance"),
+    ({"min_effect": {"psi": -0.1}}, r"drift min_effect.psi: got -0.1, expected a non-negative"),
+    ({"overrides": {"x0": FeatureOverride(min_effect=float("nan"))}},
+     "drift features.x0.min_effect: got nan, expected a non-negative"),
+])
+def test_invalid_min_effect_is_refused_with_the_key_and_value(kwargs: dict,
+                                                              message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DriftSettings(**kwargs)
+
+
+def test_default_min_effects_are_the_documented_changes_in_each_method_s_units() -> None:
+    assert MIN_EFFECT["wasserstein"] == normal_shift_effects(0.075)["wasserstein"]
+    categorical = share_move_effects(0.5, 0.07)
+    for method in ("jensenshannon", "psi", "linf"):
+        assert MIN_EFFECT[method] == pytest.approx(categorical[method], rel=0.02), method
+    # the closed forms agree with the statistics measured on a profile and a window
+    rng = np.random.default_rng(13)
+    profile = profile_column(rng.normal(size=200_000), "numeric")
+    s = WindowSummary.empty({"x": profile})
+    s.add({"x": rng.normal(0.145, 1.0, size=2_000_000)}, 2_000_000)
+    numeric = normal_shift_effects(0.145)
+    for method in ("wasserstein", "jensenshannon", "psi"):
+        measured, _ = drift_statistic(profile, s.numeric["x"], method)
+        assert measured == pytest.approx(numeric[method], rel=0.1), method
+    cats = np.array(["a", "b"], dtype=object)
+    reference = profile_column(rng.choice(cats, size=200_000), "categorical")
+    w = WindowSummary.empty({"c": reference})
+    w.add({"c": rng.choice(np.array(["a", "b", "new"], dtype=object), size=1_000_000,
+                           p=[0.4965, 0.4965, 0.007])}, 1_000_000)
+    js, _ = drift_statistic(reference, w.categorical["c"], "jensenshannon")
+    assert js == pytest.approx(share_move_effects(0.5, 0.0, new_category=0.007)[
+        "jensenshannon"], rel=0.1)

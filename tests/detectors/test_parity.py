@@ -13,10 +13,18 @@ parity with Evidently's ``psi`` / ``jensenshannon`` is on the same bin
 assignments (each value's coarse bin, given to Evidently as a category): 1e-9.
 L-infinity has no Evidently stattest; scipy's Chebyshev distance on the shares
 is the same computation (1e-12).
+
+KS p-values are also compared where they carry information, between 1e-3 and 0.5:
+equal to scipy's asymptotic ones (1e-9 relative) on integer data, and on
+continuous data inside the bracket that the binning error of D allows (and
+within 25% relative of scipy's and Evidently's). Bounds, with hypothesis:
+Jensen-Shannon distance (natural log) in [0, sqrt(ln 2)], reached by disjoint
+supports; L-infinity in [0, 1]; PSI, Wasserstein >= 0; KS D and p in [0, 1].
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -31,6 +39,8 @@ from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
 )
 from evidently.legacy.calculations.stattests.z_stattest import _z_stat_test
 from evidently.legacy.core import ColumnType
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import chebyshev
 from scipy.spatial.distance import jensenshannon as scipy_js
@@ -39,8 +49,11 @@ from detectors import (
     NumericProfile,
     WindowSummary,
     drift_statistic,
+    jensenshannon,
     ks,
+    linf,
     profile_column,
+    psi,
     wasserstein_norm,
 )
 
@@ -187,3 +200,107 @@ def test_z_test_matches_evidently_on_binary_data(share: float) -> None:
     _, p_value = drift_statistic(s.profiles["c"], s.categorical["c"], "z")
     expected = _z_stat_test(pd.Series(ref), pd.Series(cur), ColumnType.Categorical, 0.05)[0]
     assert p_value == pytest.approx(expected, abs=1e-9)
+
+
+def _ks_case(seed: int, shift: float, m: int, integral: bool) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(size=30_000)
+    cur = rng.normal(size=m) + shift
+    if integral:  # integer values are all bin edges: binned D is the exact D
+        return np.round(ref * 4.0), np.round(cur * 4.0)
+    return ref, cur
+
+
+def _mid_range_ks_cases(integral: bool) -> list[tuple[int, float, int]]:
+    """Seeded cases whose asymptotic p-value lies between 1e-3 and 0.5, where a wrong D or a
+    wrong effective sample size shows (near 0 and 1 nearly any D agrees): three per decade
+    [1e-3, 1e-2), [1e-2, 0.1), [0.1, 0.5]."""
+    picked: dict[int, list[tuple[int, float, int]]] = {0: [], 1: [], 2: []}
+    for seed in range(60):
+        for shift, m in ((0.03, 2000), (0.06, 2000), (0.1, 1000), (0.15, 500), (0.02, 20_000)):
+            ref, cur = _ks_case(seed, shift, m, integral)
+            p_value = stats.ks_2samp(ref, cur, method="asymp").pvalue
+            if 1e-3 <= p_value <= 0.5:
+                decade = 0 if p_value < 1e-2 else 1 if p_value < 0.1 else 2
+                if len(picked[decade]) < 3:
+                    picked[decade].append((seed, shift, m))
+        if all(len(v) == 3 for v in picked.values()):
+            break
+    return [case for cases in picked.values() for case in cases]
+
+
+@pytest.mark.parametrize(("seed", "shift", "m"), _mid_range_ks_cases(integral=True))
+def test_ks_p_values_between_1e3_and_half_equal_scipy_on_integer_data(seed: int, shift: float,
+                                                                      m: int) -> None:
+    ref, cur = _ks_case(seed, shift, m, integral=True)
+    p, s = _numeric(ref, cur)
+    d, p_value = ks(p, p.counts, s.numeric["x"])
+    expected = stats.ks_2samp(ref, cur, method="asymp")
+    assert 1e-3 <= expected.pvalue <= 0.5, expected.pvalue
+    assert d == pytest.approx(expected.statistic, rel=1e-9)
+    assert p_value == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize(("seed", "shift", "m"), _mid_range_ks_cases(integral=False))
+def test_ks_p_values_between_1e3_and_half_track_scipy_on_continuous_data(
+        seed: int, shift: float, m: int) -> None:
+    ref, cur = _ks_case(seed, shift, m, integral=False)
+    p, s = _numeric(ref, cur)
+    d, p_value = ks(p, p.counts, s.numeric["x"])
+    expected = stats.ks_2samp(ref, cur, method="asymp")
+    assert 1e-3 <= expected.pvalue <= 0.5, expected.pvalue
+    # D read at the fine edges misses at most one fine bin of either sample, so the exact
+    # D lies in [d, d + slack] and the p-values in the matching bracket (relative, not 0.05)
+    window = s.numeric["x"]
+    slack = float(np.max(p.counts) / p.counts.sum() + np.max(window.counts) / window.n_total)
+    en = round(ref.size * m / (ref.size + m))
+    assert d <= expected.statistic + 1e-12 and expected.statistic <= d + slack
+    assert stats.kstwo.sf(d + slack, en) <= expected.pvalue <= p_value
+    assert p_value == pytest.approx(expected.pvalue, rel=0.25)
+    evidently_p, _ = _ks_stat_test(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, 0.05)
+    assert p_value == pytest.approx(evidently_p, rel=0.25)
+
+
+JS_MAX = math.sqrt(math.log(2.0))  # natural-log Jensen-Shannon distance of disjoint supports
+count_vectors = st.lists(st.integers(0, 10_000), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(count_vectors, st.data())
+def test_binned_distances_stay_within_their_bounds(a: list[int], data: st.DataObject) -> None:
+    b = data.draw(st.lists(st.integers(0, 10_000), min_size=len(a), max_size=len(a)))
+    ra, rb = np.array(a), np.array(b)
+    if ra.sum() == 0 or rb.sum() == 0:
+        return
+    assert 0.0 <= jensenshannon(ra, rb) <= JS_MAX + 1e-12
+    assert 0.0 <= linf(ra, rb) <= 1.0
+    assert psi(ra, rb) >= 0.0
+    disjoint_a, disjoint_b = np.append(ra, 0), np.append(np.zeros_like(rb), rb.sum())
+    assert jensenshannon(disjoint_a, disjoint_b) == pytest.approx(JS_MAX, rel=1e-12)
+    assert linf(disjoint_a, disjoint_b) == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(list("abcdefg")), min_size=1, max_size=300),
+       st.lists(st.sampled_from(list("abcdefghijk")), min_size=1, max_size=300))
+def test_categorical_statistics_stay_within_bounds_with_unseen_categories(
+        ref: list[str], cur: list[str]) -> None:
+    s = _categorical(np.array(ref, dtype=object), np.array(cur, dtype=object))
+    p, window = s.profiles["c"], s.categorical["c"]
+    assert 0.0 <= drift_statistic(p, window, "jensenshannon")[0] <= JS_MAX + 1e-12
+    assert 0.0 <= drift_statistic(p, window, "linf")[0] <= 1.0
+    assert drift_statistic(p, window, "psi")[0] >= 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=300),
+       st.lists(st.floats(-2e3, 2e3, allow_nan=False), min_size=1, max_size=300))
+def test_numeric_statistics_stay_within_bounds_beyond_the_reference_range(
+        ref: list[float], cur: list[float]) -> None:
+    p, s = _numeric(np.array(ref), np.array(cur))
+    window = s.numeric["x"]
+    assert 0.0 <= drift_statistic(p, window, "jensenshannon")[0] <= JS_MAX + 1e-12
+    assert drift_statistic(p, window, "psi")[0] >= 0.0
+    assert drift_statistic(p, window, "wasserstein")[0] >= 0.0
+    d, p_value = drift_statistic(p, window, "ks")
+    assert 0.0 <= d <= 1.0 and p_value is not None and 0.0 <= p_value <= 1.0

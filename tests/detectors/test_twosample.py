@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats import proportion as sm_proportion
 
-from detectors.canary_stats import ArmStats, Estimate, Moments, histogram, row_loss
+from detectors.canary_stats import ArmEstimate, ArmStats, Moments, histogram, row_loss
 from detectors.performance import performance_metric
 from detectors.twosample import normal_difference, two_proportions, welch
 
@@ -111,8 +111,8 @@ def test_moments_merge_equals_moments_of_concatenation_and_match_numpy() -> None
 
 def test_arm_stats_merge_adds_counts_and_round_trips() -> None:
     a = ArmStats.of(10, 1, (4, 6), loss=np.array([0.0, 1.0]), latency=np.array([5.0, 7.0]),
-                    estimated=Estimate(0.9, 0.02, 10))
-    b = ArmStats.of(30, 2, (10, 20), loss=np.array([1.0]), estimated=Estimate(0.8, 0.01, 30))
+                    estimated=ArmEstimate(0.9, 0.02, 10))
+    b = ArmStats.of(30, 2, (10, 20), loss=np.array([1.0]), estimated=ArmEstimate(0.8, 0.01, 30))
     m = a.merge(b)
     assert (m.n_events, m.n_invalid, m.prediction_counts) == (40, 3, (14, 26))
     assert (m.loss.n, m.loss.total, m.latency.n) == (3, 2.0, 2)
