@@ -54,6 +54,7 @@ class Jobs:
         """Run ``work`` every ``every_seconds`` under the job name ``name``."""
         self.scheduler.add_job(self._guarded(name, work), "interval", seconds=every_seconds,
                                id=name, name=name)
+        self.metrics.job_errors.labels(name)  # a series at 0 from the start, not at the first error
 
     def _guarded(self, name: str, work: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:

@@ -50,7 +50,7 @@ def test_a_failing_job_is_counted_and_runs_again_while_the_others_keep_running()
                                        {"job_name": "failing"})
     assert errors is not None and errors == calls["failing"]
     assert registry.get_sample_value("driftloop_job_errors_total",
-                                     {"job_name": "steady"}) is None
+                                     {"job_name": "steady"}) == 0
 
 
 def test_stop_waits_for_a_running_job_to_finish() -> None:
