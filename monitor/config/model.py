@@ -155,7 +155,7 @@ class RetrainConfig(Section):
     """Attempts of one launch call before the launcher gives up on a retryable error."""
     keep_runs: PositiveInt = 200
     """Finished retrain runs kept in the state store, newest first; older ones are deleted by
-    the retrain-run-pruning job (runs in flight are always kept)."""
+    the retrain-run-prune job (runs in flight are always kept)."""
 
 
 class CanaryConfig(Section):

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,23 +15,13 @@ from monitor.config.base import Section
 from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
+    Origin,
     Port,
     PositiveDuration,
     PositiveInt,
 )
 
-__all__ = [
-    "ORIGIN_PATTERN",
-    "Config",
-    "JobsConfig",
-    "KafkaConfig",
-    "MlflowConfig",
-    "ServerConfig",
-    "StateConfig",
-]
-
-# what a browser sends in Origin: scheme, host and port, nothing else
-ORIGIN_PATTERN = r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$"
+__all__ = ["Config", "JobsConfig", "KafkaConfig", "MlflowConfig", "ServerConfig", "StateConfig"]
 
 
 class KafkaConfig(Section):
@@ -107,8 +97,7 @@ class ServerConfig(Section):
     are refused. null: Grafana signs the body alone, and a captured delivery can be replayed."""
     max_body_bytes: PositiveInt = 1_048_576
     """Request bodies longer than this are refused (413)."""
-    allowed_origins: list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]] = Field(
-        default_factory=list)
+    allowed_origins: list[Origin] = Field(default_factory=list)
     """Origins (scheme://host[:port]) of web pages allowed to call mutating routes besides the
     service's own; a request with any other Origin header is refused (403)."""
     protect_reads: bool | None = None
