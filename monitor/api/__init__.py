@@ -7,7 +7,7 @@
 - :mod:`~monitor.api.errors`: error answers (one sentence, no stack traces) and the
   masking of secret values in every response;
 - :mod:`~monitor.api.views`: response models (the OpenAPI document) and views of stored
-  rows;
+  rows; :mod:`~monitor.api.bodies`: the request bodies read raw, for the same document;
 - :mod:`~monitor.api.signatures`: signed webhooks (Grafana's timestamped HMAC) and the
   memory that refuses a delivery twice;
 - :mod:`~monitor.api.retrain`: ``POST /api/v1/alerts`` and the manual retrain route.

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api import views
+from monitor.api.bodies import ALERT_PAYLOAD_SCHEMA, json_body
 from monitor.api.guards import read_body, require_model, require_token
 from monitor.api.signatures import (
     GRAFANA_SIGNATURE_HEADER,
@@ -148,7 +148,7 @@ def create_trigger_router(
         return await read_body(request, max_body_bytes)
 
     @router.post("/alerts", responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 503: {}},
-                 openapi_extra=views.json_body(views.ALERT_PAYLOAD_SCHEMA, required=True))
+                 openapi_extra=json_body(ALERT_PAYLOAD_SCHEMA, required=True))
     # a plain default, not Annotated: the dependency is local to this factory and
     # postponed annotations cannot see it
     def receive_alerts(body: bytes = Depends(authenticated_body)) -> Response:
@@ -205,7 +205,7 @@ def create_trigger_router(
         responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {},
                    503: {}},
         openapi_extra={
-            **views.json_body(ManualRetrainBody.model_json_schema(), required=False),
+            **json_body(ManualRetrainBody.model_json_schema(), required=False),
             "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string",
                                        "maxLength": MAX_IDEMPOTENCY_KEY_CHARS}}],

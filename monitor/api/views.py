@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict
 from monitor.store import CanaryState, TriggerState
 
 __all__ = [
-    "ALERT_PAYLOAD_SCHEMA",
     "CanaryView",
     "DecisionView",
     "DependencyView",
@@ -34,7 +33,6 @@ __all__ = [
     "WindowsPage",
     "canary_view",
     "iso_ms",
-    "json_body",
     "trigger_view",
     "window_summary",
 ]
@@ -249,43 +247,6 @@ class ModelDetail(BaseModel):
     canary: CanaryView | None
     trigger: TriggerView | None
     retrain_runs: list[RetrainRunView]
-
-
-# -- request bodies the trigger routes read raw (for the OpenAPI document) ----------
-_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
-ALERT_PAYLOAD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Alertmanager (version 4) or Grafana (version 1) webhook payload; "
-                   "other keys are ignored",
-    "required": ["version", "status", "alerts"],
-    "properties": {
-        "version": {"type": "string", "enum": ["4", "1"]},
-        "status": {"type": "string", "enum": ["firing", "resolved"]},
-        "receiver": {"type": "string"},
-        "groupKey": {"type": "string"},
-        "truncatedAlerts": {"type": "integer"},
-        "externalURL": {"type": "string"},
-        "alerts": {"type": "array", "items": {
-            "type": "object",
-            "required": ["status", "labels", "startsAt"],
-            "properties": {
-                "status": {"type": "string", "enum": ["firing", "resolved"]},
-                "labels": _LABELS,
-                "annotations": _LABELS,
-                "startsAt": {"type": "string", "format": "date-time"},
-                "endsAt": {"type": "string", "format": "date-time"},
-                "generatorURL": {"type": "string"},
-                "fingerprint": {"type": "string"},
-            },
-        }},
-    },
-}
-
-
-def json_body(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
-    """``openapi_extra`` of a route that parses its raw body itself."""
-    return {"requestBody": {"required": required,
-                            "content": {"application/json": {"schema": schema}}}}
 
 
 # -- builders: store records -> the dicts above ----------------------------------
