@@ -1,31 +1,57 @@
 """The HTTP API (FastAPI, design section 7).
 
-- :mod:`~monitor.api.app`: ``create_app``: health, readiness, ``/metrics`` and the read
-  routes;
-- :mod:`~monitor.api.guards`: bearer auth, body limits, the bind check, error handling
-  (one sentence per error, no stack traces);
+- :mod:`~monitor.api.app`: ``create_app``: health, readiness, ``/metrics``, the read
+  routes and the API docs;
+- :mod:`~monitor.api.guards`: bearer auth, ``protect_reads``, the app-wide guard of
+  mutating requests (Origin, Host, ``application/json``), body limits, the bind check;
+- :mod:`~monitor.api.errors`: error answers (one sentence, no stack traces) and the
+  masking of secret values in every response;
 - :mod:`~monitor.api.views`: response models (the OpenAPI document) and views of stored
-  rows;
+  rows; :mod:`~monitor.api.bodies`: the request bodies read raw, for the same document;
+- :mod:`~monitor.api.signatures`: signed webhooks (Grafana's timestamped HMAC) and the
+  memory that refuses a delivery twice;
 - :mod:`~monitor.api.retrain`: ``POST /api/v1/alerts`` and the manual retrain route.
 
 May import: ``monitor.react``, ``monitor.store``, ``monitor.metrics``, ``triggers``.
 """
 
 from monitor.api.app import Dependency, ModelVersions, ServiceStatus, create_app
-from monitor.api.guards import check_bind, limited_body, read_body, require_model, require_token
-from monitor.api.retrain import GRAFANA_SIGNATURE_HEADER, ManualRetrainBody, create_trigger_router
+from monitor.api.guards import (
+    check_bind,
+    guard_mutation,
+    limited_body,
+    protect_reads,
+    read_body,
+    require_model,
+    require_token,
+    resolve_protect_reads,
+)
+from monitor.api.retrain import (
+    GRAFANA_SIGNATURE_HEADER,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    ManualRetrainBody,
+    create_trigger_router,
+)
+from monitor.api.signatures import GRAFANA_TIMESTAMP_HEADER, GrafanaVerifier, ReplayMemory
 
 __all__ = [
     "GRAFANA_SIGNATURE_HEADER",
+    "GRAFANA_TIMESTAMP_HEADER",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
     "Dependency",
+    "GrafanaVerifier",
     "ManualRetrainBody",
     "ModelVersions",
+    "ReplayMemory",
     "ServiceStatus",
     "check_bind",
     "create_app",
     "create_trigger_router",
+    "guard_mutation",
     "limited_body",
+    "protect_reads",
     "read_body",
     "require_model",
     "require_token",
+    "resolve_protect_reads",
 ]

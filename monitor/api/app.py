@@ -1,20 +1,18 @@
 """The HTTP API (FastAPI): health, readiness, metrics and the read routes of design 7.
 
 ``create_app`` takes everything it serves as arguments (the store, the metrics
-registry, a readiness callable, the token), so tests build it with a real
-SQLite store and a fresh registry, and the service wires in its own.
+registry, a readiness callable, the token, the secrets to mask), so tests build it
+with a real SQLite store and a fresh registry, and the service wires in its own.
 
-For mutating routes added later (alerts, retrain, webhooks), re-exported from
-``monitor.api.guards``:
-- ``dependencies=[Depends(require_token)]``: Bearer auth against the app's token
-  (401 + ``WWW-Authenticate: Bearer`` when missing or wrong; open when no token
-  is configured, which ``check_bind`` allows on loopback addresses only);
-- ``body: bytes = Depends(limited_body)`` (or ``await read_body(request)``): the raw
-  body, 413 past ``max_body_bytes``; such routes parse the bytes themselves
-  (HMAC checks need them) and declare no pydantic body parameter.
+Routes added later (``app.include_router`` or ``@app.get``) use the guards of
+``monitor.api.guards``: ``Depends(protect_reads)`` on every read route and page,
+``Depends(require_token)`` on mutating routes without their own authentication,
+``Depends(limited_body)`` for the raw body. ``guard_mutation`` (Origin, Host,
+``application/json``) is installed app-wide and needs nothing.
 
 Every error answers ``{"detail": "<one sentence>"}``; an unexpected exception is
-logged with an error id and answers 500 without a stack trace.
+logged with an error id and answers 500 without a stack trace; no response carries
+a secret value (``monitor.api.errors``).
 """
 
 from __future__ import annotations
@@ -25,21 +23,29 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from pydantic import SecretStr
 
 from monitor.api import views
+from monitor.api.errors import install_error_handling, json_response
 from monitor.api.guards import (
     check_bind,
-    install_error_handling,
-    json_response,
+    guard_mutation,
+    has_token,
     limited_body,
+    normalized_origin,
     read_body,
     require_model,
     require_token,
 )
+from monitor.api.guards import protect_reads as reads_guard
 from monitor.store import Store
 
 __all__ = [
@@ -94,19 +100,36 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     decisions_limit: int = 10,
     app_version: str = "0.1.0",
+    protect_reads: bool = False,
+    protect_metrics: bool = False,
+    allowed_origins: Sequence[str] = (),
+    secrets: Sequence[str] = (),
 ) -> FastAPI:
     """The FastAPI app. ``models``: the configured model names (others answer 404).
 
     ``versions(model)`` gives champion and challenger (e.g. from the MLflow aliases);
     by default they come from the canary state in the store.
     ``status()`` is called on every ``/readyz``: keep it cheap (cached checks).
+    ``protect_reads`` / ``protect_metrics``: the resolved ``server.*`` settings (see
+    ``resolve_protect_reads``); ``allowed_origins``: ``server.allowed_origins``;
+    ``secrets``: values no response may carry (the token is always one of them).
     """
-    app = FastAPI(title="driftloop", version=app_version)
+    origins = {origin: normalized_origin(origin) for origin in allowed_origins}
+    wrong = [origin for origin, found in origins.items() if found is None]
+    if wrong:
+        raise ValueError(f"server.allowed_origins: got {wrong[0]!r}, expected "
+                         "scheme://host[:port] with scheme http or https")
+    app = FastAPI(title="driftloop", version=app_version, docs_url=None, redoc_url=None,
+                  openapi_url=None, dependencies=[Depends(guard_mutation)])
     app.state.auth_token = auth_token
     app.state.max_body_bytes = max_body_bytes
-    install_error_handling(app)
+    app.state.protect_reads = protect_reads
+    app.state.allowed_origins = frozenset(found for found in origins.values() if found)
+    masked = [*secrets, *([auth_token.get_secret_value()] if auth_token is not None else [])]
+    install_error_handling(app, masked)
     known = list(dict.fromkeys(models))
     app.state.models = known
+    _add_docs(app)
 
     def model_versions(model: str) -> ModelVersions:
         if versions is not None:
@@ -130,16 +153,19 @@ def create_app(
         responses={503: {"model": views.ReadyResponse}},
         tags=["health"],
     )
-    def readyz() -> Response:
+    def readyz(request: Request) -> Response:
         try:
             current = status()
         except Exception as exc:
             logger.exception("readiness check failed")
             reason = f"readiness check failed: {type(exc).__name__}"
             return json_response({"ready": False, "detail": reason, "dependencies": {}}, 503)
-        deps = {d.name: {"ready": d.ready, "reason": d.reason} for d in current.dependencies}
+        # the status code is for probes; the reasons name hosts and errors, for operators
+        explain = not protect_reads or has_token(request)
+        deps = {d.name: {"ready": d.ready, "reason": d.reason if explain else ""}
+                for d in current.dependencies}
         waiting = [
-            f"{d.name} ({d.reason})" if d.reason else d.name
+            f"{d.name} ({d.reason})" if d.reason and explain else d.name
             for d in current.dependencies
             if not d.ready
         ]
@@ -150,10 +176,13 @@ def create_app(
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics(request: Request) -> Response:
+        if protect_metrics:
+            require_token(request, None)
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(registry), media_type=None, headers={"Content-Type": content_type})
 
-    @app.get("/api/v1/models", response_model=views.ModelsResponse, tags=["models"])
+    @app.get("/api/v1/models", response_model=views.ModelsResponse, tags=["models"],
+             dependencies=[Depends(reads_guard)])
     def list_models() -> Response:
         out = []
         for name in known:
@@ -175,6 +204,7 @@ def create_app(
         response_model=views.ModelDetail,
         responses={404: {"model": views.ErrorResponse}},
         tags=["models"],
+        dependencies=[Depends(reads_guard)],
     )
     def get_model(model: Annotated[str, Depends(require_model)]) -> Response:
         names = model_versions(model)
@@ -209,6 +239,7 @@ def create_app(
         response_model=views.WindowsPage,
         responses={404: {"model": views.ErrorResponse}, 422: {"model": views.ErrorResponse}},
         tags=["models"],
+        dependencies=[Depends(reads_guard)],
     )
     def list_windows(
         model: Annotated[str, Depends(require_model)],
@@ -218,3 +249,25 @@ def create_app(
         return json_response({"model": model, "count": len(found), "windows": found})
 
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """FastAPI's /openapi.json, /docs and /redoc, behind ``protect_reads`` like the reads."""
+    guarded = [Depends(reads_guard)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    def openapi() -> Response:
+        return json_response(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API",
+                                   oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False, dependencies=guarded)
+    def swagger_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guarded)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")

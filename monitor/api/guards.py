@@ -1,8 +1,33 @@
-"""Guards of the HTTP API: bearer auth, body-size limit, bind check, error handling.
+"""Guards of the HTTP API: who may call a route, and what a request may carry.
 
-Exported through ``monitor.api.app`` for the routes that mutate (alerts, retrain,
-webhooks). They read their settings from ``app.state`` (``auth_token``,
-``max_body_bytes``, ``models``), which ``monitor.api.create_app`` sets.
+They are FastAPI dependencies reading their settings from ``app.state``, which
+``monitor.api.create_app`` sets (``auth_token``, ``protect_reads``,
+``protect_metrics``, ``allowed_origins``, ``max_body_bytes``, ``models``):
+
+======================  ==============================================================
+dependency              put it on
+======================  ==============================================================
+``guard_mutation``      nothing: ``create_app`` installs it app-wide, so every POST, PUT,
+                        PATCH and DELETE route (included routers too) gets it: 403 for a
+                        foreign ``Origin`` (or, without a token, a ``Host`` that is not
+                        loopback), 415 unless ``Content-Type: application/json``
+``require_token``       mutating routes without authentication of their own (401)
+``protect_reads``       every read route except ``/healthz`` and ``/metrics``, pages and
+                        reports included:
+                        ``@app.get(..., dependencies=[Depends(protect_reads)])``; 401
+                        without the token when ``server.protect_reads`` is on
+``limited_body``        ``body: bytes = Depends(limited_body)``: the raw body, 413 past
+                        ``max_body_bytes`` (or ``await read_body(request)``)
+``require_model``       a ``{model}`` path parameter: 404 unless configured
+======================  ==============================================================
+
+Why ``guard_mutation``: with no token (allowed on loopback only) any web page the
+operator visits could otherwise post to the service: a form or ``fetch`` with
+``mode: 'no-cors'`` sends no preflight, but it cannot send ``application/json``, and
+a browser names the page's origin in ``Origin``. A page on a name the attacker
+resolves to 127.0.0.1 (DNS rebinding) is "same origin" for the browser; the
+``Host`` header still carries that name, which is why tokenless mutations need a
+loopback ``Host``.
 """
 
 from __future__ import annotations
@@ -10,40 +35,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
+from urllib.parse import urlsplit
 
-import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from monitor.api.errors import shown
 
 __all__ = [
+    "MUTATING_METHODS",
     "check_bind",
-    "install_error_handling",
-    "json_response",
+    "guard_mutation",
+    "has_token",
     "limited_body",
+    "normalized_origin",
+    "protect_reads",
     "read_body",
     "require_model",
     "require_token",
+    "resolve_protect_reads",
 ]
 
-logger = logging.getLogger("driftloop.api")
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-
-def json_response(
-    payload: Any, status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-    return Response(body, status_code, headers, media_type="application/json")
-
-
-# -- auth and body limit (exported for later routes) ------------------------------
+# -- bearer auth ---------------------------------------------------------------------
 _bearer = HTTPBearer(auto_error=False, description="driftloop API token (server.auth_token_env)")
 
 
@@ -53,30 +71,153 @@ def _unauthorized(reason: str, error: str = "invalid_token") -> HTTPException:
     )
 
 
-def require_token(
-    request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Bearer auth against ``app.state.auth_token``; no token configured: open."""
+def _token_problem(request: Request) -> HTTPException | None:
     token: SecretStr | None = request.app.state.auth_token
     if token is None:
-        return
+        return None
     header = request.headers.get("authorization", "")
     if not header:
-        raise _unauthorized(
+        return _unauthorized(
             "missing bearer token: send 'Authorization: Bearer <token>'", "invalid_request"
         )
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        raise _unauthorized(
-            f"authorization scheme {scheme!r}: expected 'Bearer <token>'", "invalid_request"
+        return _unauthorized(
+            f"authorization scheme {shown(scheme, 40)}: expected 'Bearer <token>'",
+            "invalid_request",
         )
     # hashing first makes the comparison constant-time whatever the lengths
     seen = hashlib.sha256(given.strip().encode()).digest()
     wanted = hashlib.sha256(token.get_secret_value().encode()).digest()
     if not hmac.compare_digest(seen, wanted):
-        raise _unauthorized("invalid bearer token")
+        return _unauthorized("invalid bearer token")
+    return None
 
 
+def has_token(request: Request) -> bool:
+    """True when the request carries the token, or when none is configured."""
+    return _token_problem(request) is None
+
+
+def require_token(
+    request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Bearer auth against ``app.state.auth_token``; no token configured: open."""
+    problem = _token_problem(request)
+    if problem is not None:
+        raise problem
+
+
+def protect_reads(
+    request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """:func:`require_token` when ``server.protect_reads`` is on; open otherwise."""
+    if request.app.state.protect_reads:
+        require_token(request, _scheme)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, auth_token: SecretStr | None) -> None:
+    """Refuse (ValueError) to serve mutating routes unauthenticated on a non-loopback address."""
+    if auth_token is None and not _is_loopback(host):
+        raise ValueError(
+            f"server.host {host!r}: mutating routes need a token on a non-loopback address; "
+            "set the variable named by server.auth_token_env or bind 127.0.0.1"
+        )
+
+
+def resolve_protect_reads(setting: bool | None, host: str, auth_token: SecretStr | None) -> bool:
+    """``server.protect_reads``: an explicit value wins; null is on when a token is set and
+    ``host`` is not loopback. True without a token is a ValueError (nothing to check)."""
+    if setting is True and auth_token is None:
+        raise ValueError(
+            "server.protect_reads: got true, but no token is configured; expected a token in "
+            "the variable named by server.auth_token_env (or protect_reads: false)"
+        )
+    if setting is not None:
+        return setting
+    return auth_token is not None and not _is_loopback(host)
+
+
+# -- mutations: origin, host, content type ------------------------------------------
+def normalized_origin(value: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, the default port filled in; None when
+    it is not an http(s) origin."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def _host_of(header: str) -> tuple[str, int | None] | None:
+    """(host, port or None) of a Host header; None when unparseable."""
+    try:
+        parts = urlsplit(f"//{header.strip()}")
+        return (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+
+
+def _allowed_origin(request: Request, origin: str) -> bool:
+    found = normalized_origin(origin)
+    if found is None:
+        return False
+    if found in request.app.state.allowed_origins:
+        return True
+    # same origin: the authority the browser talked to is the Host it sent; the scheme
+    # is left out because a TLS proxy in front makes it https for the browser only
+    host = _host_of(request.headers.get("host", ""))
+    if host is None:
+        return False
+    scheme, name, port = found
+    return host == (name, port) or (host == (name, None) and port == _DEFAULT_PORTS[scheme])
+
+
+def guard_mutation(request: Request) -> None:
+    """403 for a foreign ``Origin`` (or a non-loopback ``Host`` without a token); 415
+    unless the body is declared ``application/json``. Safe methods pass."""
+    if request.method not in MUTATING_METHODS:
+        return
+    if request.app.state.auth_token is None:
+        host = _host_of(request.headers.get("host", "127.0.0.1"))
+        listed = {name for _, name, _ in request.app.state.allowed_origins}
+        if host is None or not (_is_loopback(host[0]) or host[0] in listed):
+            raise HTTPException(
+                403,
+                f"Host {shown(request.headers.get('host'), 100)}: without a token, mutating "
+                "requests must address the service as localhost or a loopback address (or a "
+                "host of server.allowed_origins); another name may be a DNS rebinding page",
+            )
+    origin = request.headers.get("origin")
+    if origin is not None and not _allowed_origin(request, origin):
+        raise HTTPException(
+            403,
+            f"Origin {shown(origin, 100)}: expected no Origin, the service's own, or one of "
+            "server.allowed_origins; a web page on another origin may not change anything here",
+        )
+    declared = request.headers.get("content-type")
+    media = (declared or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        got = "none" if declared is None else shown(declared, 100)
+        raise HTTPException(
+            415,
+            f"Content-Type {got}: expected application/json (mutating routes take JSON only, "
+            "an empty body included)",
+        )
+
+
+# -- body, model --------------------------------------------------------------------
 async def read_body(request: Request, max_bytes: int | None = None) -> bytes:
     """The raw body, or 413 when it is (or announces to be) longer than ``max_bytes``."""
     limit = int(max_bytes if max_bytes is not None else request.app.state.max_body_bytes)
@@ -102,122 +243,11 @@ async def limited_body(request: Request) -> bytes:
     return await read_body(request)
 
 
-def check_bind(host: str, auth_token: SecretStr | None) -> None:
-    """Refuse (ValueError) to serve mutating routes unauthenticated on a non-loopback address."""
-    if auth_token is not None:
-        return
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(
-            f"server.host {host!r}: mutating routes need a token on a non-loopback address; "
-            "set the variable named by server.auth_token_env or bind 127.0.0.1"
-        )
-
-
 def require_model(request: Request, model: str) -> str:
     """The path's model when it is configured, else 404 naming the configured ones."""
     known: list[str] = request.app.state.models
     if model not in known:
         raise HTTPException(
-            404, f"unknown model {_shown(model)}; configured: {', '.join(known) or 'none'}"
+            404, f"unknown model {shown(model)}; configured: {', '.join(known) or 'none'}"
         )
     return model
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    """``repr`` cut to ``limit`` characters: a reason echoes input, not all of it."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- error handling ---------------------------------------------------------------
-class _CatchAll:
-    """Outermost guard: an unhandled exception becomes a logged 500 without a trace."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            logger.exception("error %s on %s %s", error_id, scope.get("method"), scope.get("path"))
-            if started:
-                return
-            reason = f"internal error {error_id}; the service log has the details"
-            await json_response({"detail": reason}, 500)(scope, receive, send)
-
-
-_EXPECTED_TYPE = {
-    "int_parsing": "an integer",
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_parsing": "a number",
-    "float_type": "a number",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "missing": "a value (this is required)",
-}
-
-
-def _expected(error: Any) -> str:
-    """What pydantic wanted, phrased for people ("an integer of at least 1")."""
-    kind = str(error.get("type", ""))
-    ctx = error.get("ctx") or {}
-    if kind in _EXPECTED_TYPE:
-        return _EXPECTED_TYPE[kind]
-    bounds = {"greater_than_equal": ("ge", "of at least"), "less_than_equal": ("le", "of at most"),
-              "greater_than": ("gt", "above"), "less_than": ("lt", "below")}
-    if kind in bounds and bounds[kind][0] in ctx:
-        key, words = bounds[kind]
-        return f"a number {words} {ctx[key]}"
-    expected = str(error.get("msg", "a valid value"))
-    for prefix in ("Input should be ", "Value error, "):
-        expected = expected.removeprefix(prefix)
-    return expected
-
-
-def _validation_reason(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = " ".join(str(p) for p in error.get("loc", ()))
-        got = _shown(error.get("input"))
-        expected = _expected(error)
-        parts.append(f"{where}: got {got}, expected {expected}")
-    return "; ".join(parts) or "invalid request"
-
-
-def install_error_handling(app: FastAPI) -> None:
-    """Validation errors answer 422 with one sentence, a state store that cannot be
-    reached 503 (a client retries later), anything unexpected a logged 500."""
-    app.add_middleware(_CatchAll)
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _store_down(request: Request, exc: SQLAlchemyError) -> Response:
-        logger.warning("state store unavailable on %s %s: %s", request.method,
-                       request.url.path, exc)
-        reason = f"state store unavailable ({type(exc).__name__}); retry later"
-        return json_response({"detail": reason}, 503, {"Retry-After": "5"})
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        return json_response({"detail": _validation_reason(exc), "errors": errors}, 422)

@@ -2,8 +2,10 @@
 
 ``POST /api/v1/alerts`` takes Alertmanager (payload version 4) and Grafana
 (version 1) webhooks. Order of work, so that a 2xx means "safely received":
-authenticate (bearer token, or Grafana's HMAC when a secret is configured) ->
-read at most ``max_body_bytes`` (413) -> parse (400 with the reason) ->
+the app-wide guard (403 foreign Origin, 415 not JSON) -> authenticate (bearer
+token, or Grafana's timestamped HMAC when a secret is configured, see
+``monitor.api.signatures``) -> read at most ``max_body_bytes`` (413) -> parse
+(400 with the reason) ->
 persist every alert (deduplicated on fingerprint and startsAt) -> hand the
 firing ``action="retrain"`` alerts of known models to the reactor -> 200.
 A state store failure answers 503 so Alertmanager retries; every other
@@ -13,15 +15,19 @@ never retrain.
 ``POST /api/v1/models/{model}/retrain`` is a manual request: 202 with the
 decision sentence and the run when a retrain started, 409 with the sentence
 when the policy held it back (a run in flight, ``manual`` not in
-``retrain.on``, the same request id again).
+``retrain.on``, the same request id again); an ``Idempotency-Key`` longer than
+``MAX_IDEMPOTENCY_KEY_CHARS`` is a 400.
+
+Text from callers (alert names, a note) reaches logs and sentences escaped
+(``triggers.text.printable``); no answer carries a secret (``monitor.api.errors``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
-from datetime import UTC
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -31,7 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api.app import read_body, require_model, require_token
+from monitor.api.bodies import ALERT_PAYLOAD_SCHEMA, json_body
+from monitor.api.guards import read_body, require_model, require_token
+from monitor.api.signatures import (
+    GRAFANA_SIGNATURE_HEADER,
+    GRAFANA_TIMESTAMP_HEADER,
+    GrafanaVerifier,
+)
 from monitor.react import Outcome, RetrainReactor
 from monitor.store import Store
 from triggers.alerts import (
@@ -40,15 +52,21 @@ from triggers.alerts import (
     AlertPayloadError,
     parse_alert_payload,
     retrain_requests,
-    verify_grafana_signature,
 )
 from triggers.evidence import ManualRequest
+from triggers.text import printable
 
-__all__ = ["GRAFANA_SIGNATURE_HEADER", "ManualRetrainBody", "create_trigger_router"]
+__all__ = [
+    "GRAFANA_SIGNATURE_HEADER",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
+    "ManualRetrainBody",
+    "create_trigger_router",
+]
 
 log = logging.getLogger("driftloop.api")
 
-GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
+# the body's request_id has the same bound
+MAX_IDEMPOTENCY_KEY_CHARS = 200
 
 
 class ManualRetrainBody(BaseModel):
@@ -56,7 +74,8 @@ class ManualRetrainBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    request_id: (
+        Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)] | None) = None
     requested_by: Annotated[str, Field(max_length=200)] = ""
     note: Annotated[str, Field(max_length=1000)] = ""
     version: Annotated[str, Field(max_length=200)] | None = None
@@ -67,7 +86,9 @@ def _json(payload: Any, status_code: int = 200) -> Response:
 
 
 def _unavailable(exc: Exception) -> HTTPException:
-    log.warning("state store unavailable: %s", exc)
+    # SQLAlchemy's message spans lines (statement, parameters): the cause is the first
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    log.warning("state store unavailable: %s", printable(cause[0], 300))
     return HTTPException(
         503,
         f"state store unavailable ({type(exc).__name__}); nothing was lost, retry later",
@@ -97,26 +118,27 @@ def create_trigger_router(
     models: Sequence[str],
     max_body_bytes: int = 1_048_576,
     grafana_secret: SecretStr | None = None,
+    grafana_timestamp_header: str | None = GRAFANA_TIMESTAMP_HEADER,
     alert_names: Collection[str] = (),
+    clock: Callable[[], datetime] | None = None,
 ) -> APIRouter:
     """Routes for ``app.include_router``; the app must come from ``monitor.api.create_app``
-    (its ``auth_token`` and ``models`` state back ``require_token`` and ``require_model``).
+    (its ``auth_token`` and ``models`` state back ``require_token`` and ``require_model``,
+    and its app-wide ``guard_mutation`` covers these routes).
     ``alert_names``: alertnames that ask for a retrain even without ``action="retrain"``.
+    ``grafana_timestamp_header``: ``server.grafana_timestamp_header``; ``clock``: now (UTC)
+    for the Grafana timestamp check.
     """
     router = APIRouter(prefix="/api/v1", tags=["triggers"])
     known = set(models)
+    grafana = None if grafana_secret is None else GrafanaVerifier(
+        grafana_secret, grafana_timestamp_header, clock=clock or _utcnow)
 
     async def authenticated_body(request: Request) -> bytes:
         signature = request.headers.get(GRAFANA_SIGNATURE_HEADER)
-        if grafana_secret is not None and signature is not None:
+        if grafana is not None and signature is not None:
             body = await read_body(request, max_body_bytes)
-            if not verify_grafana_signature(body, signature, grafana_secret.get_secret_value()):
-                raise HTTPException(
-                    401,
-                    f"{GRAFANA_SIGNATURE_HEADER} does not match the body: expected the hex "
-                    "HMAC-SHA256 of the body under the secret named by "
-                    "server.grafana_hmac_secret_env",
-                )
+            grafana.verify(request.headers, body)
             return body
         if grafana_secret is not None and request.app.state.auth_token is None:
             raise HTTPException(
@@ -125,7 +147,8 @@ def create_trigger_router(
         require_token(request, None)
         return await read_body(request, max_body_bytes)
 
-    @router.post("/alerts", responses={400: {}, 401: {}, 413: {}, 503: {}})
+    @router.post("/alerts", responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 503: {}},
+                 openapi_extra=json_body(ALERT_PAYLOAD_SCHEMA, required=True))
     # a plain default, not Annotated: the dependency is local to this factory and
     # postponed annotations cannot see it
     def receive_alerts(body: bytes = Depends(authenticated_body)) -> Response:
@@ -157,8 +180,8 @@ def create_trigger_router(
             for trigger in retrain_requests(batch, alert_names):
                 if trigger.model not in known:
                     ignored.append(
-                        f"alert {trigger.alertname}: unknown model {trigger.model!r}; "
-                        f"configured: {', '.join(sorted(known)) or 'none'}"
+                        f"alert {trigger.alertname}: unknown model '{printable(trigger.model)}'"
+                        f"; configured: {', '.join(sorted(known)) or 'none'}"
                     )
                     continue
                 outcome = reactor.on_alert(trigger)
@@ -179,18 +202,30 @@ def create_trigger_router(
         "/models/{model}/retrain",
         dependencies=[Depends(require_token)],
         status_code=202,
-        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 503: {}},
+        responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {},
+                   503: {}},
+        openapi_extra={
+            **json_body(ManualRetrainBody.model_json_schema(), required=False),
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string",
+                                       "maxLength": MAX_IDEMPOTENCY_KEY_CHARS}}],
+        },
     )
     async def manual_retrain(
         request: Request, model: Annotated[str, Depends(require_model)]
     ) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise HTTPException(
+                400, f"Idempotency-Key header: got {len(key)} characters, expected at most "
+                f"{MAX_IDEMPOTENCY_KEY_CHARS}")
         raw = await read_body(request, max_body_bytes)
         try:
             empty = not raw.strip()
             body = ManualRetrainBody() if empty else ManualRetrainBody.model_validate_json(raw)
         except ValidationError as exc:
             raise HTTPException(422, _reason(exc)) from None
-        request_id = body.request_id or request.headers.get("idempotency-key") or None
+        request_id = body.request_id or key or None
         manual = ManualRequest(
             request_id=request_id or _new_id(),
             requested_by=body.requested_by,
@@ -207,6 +242,10 @@ def create_trigger_router(
         return _json(payload, 202)
 
     return router
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _new_id() -> str:

@@ -99,7 +99,11 @@ class QualityView(_Documented):
     missing_columns: list[str] = []
     """Features no event of the window carried."""
     extra_columns: list[str] = []
-    """Columns events carried that the baseline does not know."""
+    """Columns events carried that the baseline does not know (in streams at most 100 names
+    per window)."""
+    extra_columns_not_kept: int = 0
+    """Streams: unknown column names seen past the 100 kept, counted once per buffered chunk
+    they appeared in."""
     violations: list[str] = []
     """Every finding as a sentence."""
     status: str = "ok"

@@ -159,7 +159,9 @@ def http_api_page(document: dict[str, Any]) -> str:
     lines = ["# HTTP API reference", "", GENERATED, "",
              "The machine-readable document is [`openapi.json`](openapi.json) (also served at "
              "`/openapi.json`). Mutating routes need `Authorization: Bearer <token>` when "
-             "`server.auth_token_env` names a set variable; errors answer "
+             "`server.auth_token_env` names a set variable, and `Content-Type: "
+             "application/json`; reads and the API docs need the token too under "
+             "`server.protect_reads` ([security.md](../security.md)); errors answer "
              "`{\"detail\": \"<one sentence>\"}` with a 4xx, never a stack trace.", "",
              "| method | route | summary | answers |", "|---|---|---|---|"]
     for route, operations in document["paths"].items():

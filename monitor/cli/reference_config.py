@@ -26,6 +26,7 @@ _TYPE_WORDS = {
     "Share": "number in (0, 1]",
     "Alpha": "number in (0, 1)",
     "Port": "port",
+    "Origin": "origin",
     "AutoOrPositive": "auto or number > 0",
     "AutoOrNonNegative": "auto or number >= 0",
     "str": "text",

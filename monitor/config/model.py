@@ -153,6 +153,9 @@ class RetrainConfig(Section):
     decision only."""
     max_attempts: PositiveInt = 5
     """Attempts of one launch call before the launcher gives up on a retryable error."""
+    keep_runs: PositiveInt = 200
+    """Finished retrain runs kept in the state store, newest first; older ones are deleted by
+    the retrain-run-prune job (runs in flight are always kept)."""
 
 
 class CanaryConfig(Section):

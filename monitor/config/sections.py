@@ -15,6 +15,7 @@ from monitor.config.base import Section
 from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
+    Origin,
     Port,
     PositiveDuration,
     PositiveInt,
@@ -86,12 +87,25 @@ class ServerConfig(Section):
     port: Port = 8080
     """Port of the HTTP API."""
     auth_token_env: str | None = "DRIFTLOOP_TOKEN"
-    """Environment variable holding the bearer token of mutating routes; null or unset leaves
-    them open (loopback only)."""
+    """Environment variable holding the bearer token of mutating routes (and of reads under
+    protect_reads); null or unset leaves them open (loopback only)."""
     grafana_hmac_secret_env: str | None = None
     """Environment variable holding the HMAC secret of Grafana's alert webhook."""
+    grafana_timestamp_header: str | None = "X-Grafana-Alerting-Signature-Timestamp"
+    """Header carrying the unix timestamp Grafana signs with the body (the contact point's
+    hmacConfig.timestampHeader); deliveries without it, more than 300 s from now, or seen before
+    are refused. null: Grafana signs the body alone, and a captured delivery can be replayed."""
     max_body_bytes: PositiveInt = 1_048_576
     """Request bodies longer than this are refused (413)."""
+    allowed_origins: list[Origin] = Field(default_factory=list)
+    """Origins (scheme://host[:port]) of web pages allowed to call mutating routes besides the
+    service's own; a request with any other Origin header is refused (403)."""
+    protect_reads: bool | None = None
+    """Read routes, /readyz details and the API docs (/docs, /redoc, /openapi.json) need the
+    token too; null: on when a token is configured and host is not a loopback address."""
+    protect_metrics: bool = False
+    """/metrics needs the token too (Prometheus sends it with authorization in the scrape
+    config); /healthz is always open."""
 
 
 class JobsConfig(Section):
@@ -105,6 +119,8 @@ class JobsConfig(Section):
     """How often consumer lag is refreshed."""
     broker_check_interval: PositiveDuration = 5.0
     """How often the brokers are probed for /readyz."""
+    run_pruning_interval: PositiveDuration = 3600.0
+    """How often finished retrain runs beyond retrain.keep_runs are deleted."""
 
 
 class Config(Section):

@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "Duration",
     "NonNegative",
+    "Origin",
     "Port",
     "PositiveDuration",
     "PositiveInt",
@@ -94,6 +95,15 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+def _checked_text(ok: Any, expected: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not ok(value):
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
 def _port(value: Any) -> int:
     expected = "expected a port number from 0 to 65535"
     number = _number(value, expected)
@@ -112,6 +122,10 @@ Alpha = Annotated[
 NonNegative = Annotated[
     float, BeforeValidator(_checked(lambda x: x >= 0, "expected a non-negative number"))]
 Port = Annotated[int, BeforeValidator(_port)]
+# what a browser sends in Origin: scheme, host and port, no path, no userinfo
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+Origin = Annotated[str, BeforeValidator(_checked_text(
+    _ORIGIN.fullmatch, "expected an origin: http(s)://host[:port], no path"))]
 # one message for the union: pydantic would report each member separately
 AutoOrPositive = Annotated[
     Literal["auto"] | float,

@@ -52,13 +52,13 @@ from triggers.launch import Launcher, LaunchError, LaunchRequest, RunRef
 from triggers.policy import Decision, decide
 from triggers.state import TriggerState
 
-__all__ = ["Outcome", "RetrainReactor", "build_launchers", "policy_for"]
+__all__ = ["FINISHED_RUN_STATUSES", "Outcome", "RetrainReactor", "build_launchers", "policy_for"]
 
 log = logging.getLogger("driftloop.triggers")
 
 # run statuses in the store; the first three mean "still in flight"
 LAUNCHING, RETRYING, RUNNING = "launching", "retrying", "running"
-_FINAL = {"succeeded", "failed", "unknown"}
+FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed", "unknown"})
 
 
 def _utcnow() -> datetime:
@@ -233,7 +233,7 @@ class RetrainReactor:
         if run is None:
             self.handle(model, RunFinished(key, "unknown", "no run record"))
             return
-        if run.status in _FINAL:
+        if run.status in FINISHED_RUN_STATUSES:
             self.handle(model, RunFinished(key, run.status, "recorded"))  # type: ignore[arg-type]
         elif run.status in (LAUNCHING, RETRYING):
             due = int(run.detail.get("next_attempt_ms") or 0) <= (ms(self.clock()) or 0)
@@ -265,6 +265,14 @@ class RetrainReactor:
                               detail={**run.detail, "outcome": tail, "exit_code": status.exit_code})
         self.handle(model, RunFinished(run.idempotency_key, status.state, tail))
 
+    def close(self) -> None:
+        """Close every launcher that can be closed (the command launcher stops its runs:
+        a run outliving the service could never be reported)."""
+        for model, launcher in self.launchers.items():
+            close = getattr(launcher, "close", None)
+            if callable(close):
+                self._guarded_call(close, f"retrain {model}: closing the launcher failed")
+
     # -- helpers ------------------------------------------------------------------
     def _window_evidence(self, result: Mapping[str, Any]) -> WindowEvidence:
         # a window result repeats the latest performance window; that one is counted
@@ -279,11 +287,13 @@ class RetrainReactor:
         self._guarded_call(lambda: self.handle(model, evidence))
 
     @staticmethod
-    def _guarded_call(call: Callable[[], object]) -> None:
+    def _guarded_call(call: Callable[[], object],
+                      failure: str = "retrain reactor failed; the evidence is in the store",
+                      ) -> None:
         try:
             call()
         except Exception:
-            log.exception("retrain reactor failed; the evidence is in the store")
+            log.exception("%s", failure)
 
     def _log(self, model: str, kind: str, decision: Decision, suffix: str = "") -> None:
         sentence = decision.sentence + suffix

@@ -7,6 +7,7 @@ steps only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +20,13 @@ from monitor.store import TriggerState as StoredTriggerState
 from triggers.evidence import Policy
 from triggers.launch import Launcher, LaunchRequest
 from triggers.launchers.registry import build_launcher
+from triggers.redact import MIN_SECRET_CHARS, url_secrets
 from triggers.state import TriggerState
 
 __all__ = [
     "Outcome",
     "build_launchers",
+    "known_secrets",
     "launch_request_from_dict",
     "ms",
     "policy_for",
@@ -67,9 +70,51 @@ def policy_for(model: ModelConfig) -> Policy:
     )
 
 
+# kafka-python settings that hold credentials (sasl_plain_password, ssl_password, ...)
+_SECRET_SETTING = re.compile(r"password|secret|token", re.IGNORECASE)
+# launcher keys that hold a URL, whose userinfo and query may carry credentials
+_URL_KEYS = ("url", "host", "api_url")
+
+
+def known_secrets(config: Config) -> tuple[str, ...]:
+    """Every secret value the service holds, for masking: the API token, the Grafana and
+    MLflow HMAC secrets, each launcher's ``*_env`` secret, the password and query values
+    of configured URLs (state store, MLflow, launchers) and Kafka credential settings.
+
+    Values shorter than ``triggers.redact.MIN_SECRET_CHARS`` are left out (masking them
+    would garble every message and protects nothing).
+    """
+    names = [config.server.auth_token_env, config.server.grafana_hmac_secret_env,
+             config.mlflow.webhook_secret_env]
+    values: list[str] = [*url_secrets(config.state.url)]
+    if config.mlflow.tracking_uri:
+        values += url_secrets(config.mlflow.tracking_uri)
+    for model in config.models.values():
+        section = model.retrain.launcher
+        if section is None:
+            continue
+        fields = section.model_dump()
+        names += [v for k, v in fields.items() if k.endswith("_env") and isinstance(v, str)]
+        values += [found for key in _URL_KEYS if isinstance(fields.get(key), str)
+                   for found in url_secrets(fields[key])]
+    for settings in (config.kafka.consumer, config.kafka.producer):
+        values += [v for k, v in settings.items()
+                   if _SECRET_SETTING.search(k) and isinstance(v, str)]
+    for name in names:
+        secret = read_secret(name)
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    return tuple(dict.fromkeys(v for v in values if len(v) >= MIN_SECRET_CHARS))
+
+
 def build_launchers(config: Config, client: httpx.Client | None = None) -> dict[str, Launcher]:
-    """One launcher per model with ``retrain.launcher`` set; ValueError names a bad one."""
+    """One launcher per model with ``retrain.launcher`` set; ValueError names a bad one.
+
+    Every launcher learns :func:`known_secrets` (the command launcher masks them in the
+    output it reports).
+    """
     launchers: dict[str, Launcher] = {}
+    redact = known_secrets(config)
     for name, model in config.models.items():
         section = model.retrain.launcher
         if section is None:
@@ -80,7 +125,7 @@ def build_launchers(config: Config, client: httpx.Client | None = None) -> dict[
         try:
             launchers[name] = build_launcher(
                 fields, client=http, secret=read_secret(secret_env),
-                max_attempts=model.retrain.max_attempts,
+                max_attempts=model.retrain.max_attempts, redact=redact,
             )
         except ValueError as exc:
             raise ValueError(f"models.{name}.retrain.launcher: {exc}") from None

@@ -17,7 +17,7 @@ from monitor.baseline import RegistryWatch, initial_baseline, load_baseline, wat
 from monitor.config import Config
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
-from monitor.react import RetrainReactor
+from monitor.react import RetrainReactor, known_secrets
 from monitor.store import Store
 from monitor.stream import ModelPipeline, Reactor, Service
 from monitor.stream.consumer import ConsumerLoop
@@ -38,6 +38,7 @@ class Runtime:
     stopping: threading.Event
     reactor: Reactor | None = None
     watch: RegistryWatch | None = None  # baselines that follow an MLflow alias
+    secrets: tuple[str, ...] = ()  # values no response or log line may carry
 
     def status(self) -> ServiceStatus:
         broker_reason = "" if self.loop.broker_ok else (self.loop.last_error or "unreachable")
@@ -51,6 +52,10 @@ class Runtime:
         ))
 
     def close(self) -> None:
+        """Stop the launchers' runs, then close the Kafka clients and the store."""
+        close = getattr(self.reactor, "close", None)
+        if callable(close):
+            close()
         self.loop.close()
         self.store.close()
 
@@ -82,4 +87,5 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     watch = watch_for(config, {name: p.baseline_key for name, p in pipelines.items()})
     stopping = threading.Event()
     loop = ConsumerLoop(config, service, stopping, watch)
-    return Runtime(config, service, loop, store, registry, metrics, stopping, reactor, watch)
+    return Runtime(config, service, loop, store, registry, metrics, stopping, reactor, watch,
+                   known_secrets(config))

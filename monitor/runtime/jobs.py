@@ -8,6 +8,8 @@ job                    every                           does
 ``label-join-expiry``  ``jobs.label_expiry_interval``  drops unjoined rows past the label TTL
 ``label-join-gauges``  ``jobs.label_expiry_interval``  ``driftloop_label_join_pending``
 ``retrain``            ``jobs.retrain_interval``       retries due launches, polls running runs
+``retrain-run-prune``  ``jobs.run_pruning_interval``   deletes finished runs past
+                                                       ``retrain.keep_runs`` per model
 ``registry-poll``      ``mlflow.poll_interval``        follows the MLflow aliases of baselines
 =====================  ==============================  =====================================
 
@@ -30,12 +32,12 @@ from kafka.errors import IllegalStateError
 
 from monitor.ingest import Consumer, broker_reachable
 from monitor.metrics import Metrics
-from monitor.react import RetrainReactor
+from monitor.react import FINISHED_RUN_STATUSES, RetrainReactor
 
 if TYPE_CHECKING:  # only for annotations: build imports this module's caller
     from monitor.runtime.build import Runtime
 
-__all__ = ["Jobs", "processed_lag", "schedule_service_jobs"]
+__all__ = ["Jobs", "processed_lag", "prune_runs", "schedule_service_jobs"]
 
 log = logging.getLogger("driftloop.jobs")
 
@@ -99,6 +101,20 @@ def processed_lag(consumer: Consumer,
     return lags
 
 
+def prune_runs(runtime: Runtime) -> int:
+    """Delete each model's finished retrain runs beyond its ``retrain.keep_runs``; runs in
+    flight are kept whatever their age. Returns how many were deleted."""
+    removed = 0
+    for name, model in runtime.config.models.items():
+        count = runtime.store.prune_runs(name, keep=model.retrain.keep_runs,
+                                         statuses=FINISHED_RUN_STATUSES)
+        if count:
+            log.info("retrain %s: deleted %d finished run(s) beyond the newest %d", name,
+                     count, model.retrain.keep_runs)
+        removed += count
+    return removed
+
+
 def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     """Add the jobs of ``driftloop serve`` (the table of the module docstring)."""
     config, loop, service, metrics = runtime.config, runtime.loop, runtime.service, jobs.metrics
@@ -125,5 +141,6 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     jobs.add("label-join-gauges", every.label_expiry_interval, refresh_pending)
     if isinstance(runtime.reactor, RetrainReactor):
         jobs.add("retrain", every.retrain_interval, runtime.reactor.tick)
+    jobs.add("retrain-run-prune", every.run_pruning_interval, lambda: prune_runs(runtime))
     if runtime.watch is not None:
         jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)

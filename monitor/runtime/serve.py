@@ -20,12 +20,14 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.api import check_bind, create_app, create_trigger_router
+from monitor.api import check_bind, resolve_protect_reads
 from monitor.config import ConfigError, load_config, read_secret
 from monitor.errors import InputError
-from monitor.react import RetrainReactor
+from monitor.react import RetrainReactor, known_secrets
+from monitor.runtime.app import service_app
 from monitor.runtime.build import Runtime, build
 from monitor.runtime.jobs import Jobs, schedule_service_jobs
+from monitor.runtime.logs import mask_secrets_in_logs
 
 __all__ = ["run"]
 
@@ -34,17 +36,11 @@ log = logging.getLogger("driftloop")
 
 def _serve_http(runtime: Runtime) -> uvicorn.Server:
     server_config = runtime.config.server
-    app = create_app(runtime.store, runtime.registry, status=runtime.status,
-                     auth_token=read_secret(server_config.auth_token_env),
-                     models=list(runtime.config.models),
-                     max_body_bytes=server_config.max_body_bytes)
-    if isinstance(runtime.reactor, RetrainReactor):
-        app.include_router(create_trigger_router(
-            runtime.store, runtime.reactor, models=list(runtime.config.models),
-            max_body_bytes=server_config.max_body_bytes,
-            grafana_secret=read_secret(server_config.grafana_hmac_secret_env)))
+    app = service_app(runtime)
     server = uvicorn.Server(uvicorn.Config(app, host=server_config.host, port=server_config.port,
                                            log_level="warning", access_log=False))
+    # uvicorn configured its own handlers just now
+    mask_secrets_in_logs(runtime.secrets)
     # bound here, not in uvicorn's thread: a port in use must stop the start, not leave
     # a service running without its API
     try:
@@ -62,8 +58,14 @@ def run(config_path: str | Path) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path)
+    mask_secrets_in_logs(known_secrets(config))
+    token = read_secret(config.server.auth_token_env)
     try:
-        check_bind(config.server.host, read_secret(config.server.auth_token_env))
+        check_bind(config.server.host, token)
+        resolve_protect_reads(config.server.protect_reads, config.server.host, token)
+        if config.server.protect_metrics and token is None:
+            raise ValueError("server.protect_metrics: got true, but no token is configured; "
+                             "expected a token in the variable named by server.auth_token_env")
     except ValueError as exc:
         raise ConfigError(f"config {exc}") from None
     try:

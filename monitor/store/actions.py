@@ -9,11 +9,11 @@ False instead of raising.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from monitor.store import schema
 from monitor.store.engine import StoreOps, insert_ignore, upsert
@@ -192,6 +192,17 @@ class TriggerOps(StoreOps):
             query = query.where(t.c.status == status)
         with self._conn(write=False) as conn:
             return [_run(row) for row in conn.execute(query).all()]
+
+    def prune_runs(self, model: str, *, keep: int, statuses: Collection[str]) -> int:
+        """Delete the model's runs in ``statuses`` (the finished ones) beyond the newest
+        ``keep`` of them; runs in any other status are never touched. Returns how many."""
+        t = schema.retrain_runs
+        finished = (t.c.model == model) & t.c.status.in_(sorted(statuses))
+        older = (select(t.c.id).where(finished)
+                 .order_by(t.c.started_at_ms.desc(), t.c.id.desc()).offset(keep))
+        with self._conn() as conn:
+            result = conn.execute(delete(t).where(t.c.id.in_(older.scalar_subquery())))
+        return int(result.rowcount or 0)
 
     # -- alerts -----------------------------------------------------------------
     def record_alert(

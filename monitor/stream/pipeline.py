@@ -160,8 +160,12 @@ class ModelPipeline:
             extra = sorted(window.extra_keys)
             quality = result.setdefault("quality", {})
             quality["extra_columns"] = extra
+            count = str(len(extra))
+            if window.extra_keys_beyond:
+                quality["extra_columns_not_kept"] = window.extra_keys_beyond
+                count = f"more than {len(extra)}"
             quality.setdefault("violations", []).append(
-                f"{len(extra)} column(s) not in the baseline: {', '.join(extra[:10])}")
+                f"{count} column(s) not in the baseline: {', '.join(extra[:10])}")
         # realized performance arrives later than the window: report the latest one known
         result["performance"] = self.last_performance.get(closed.version)
         return WindowOutput(self.name, closed.version, closed.key, window.index, result,

@@ -34,7 +34,11 @@ import detectors
 from monitor.ingest import Prediction
 from monitor.stream.columns import to_columns
 
-__all__ = ["ClosedWindow", "OpenWindow", "Stream"]
+__all__ = ["MAX_EXTRA_KEYS", "ClosedWindow", "OpenWindow", "Stream"]
+
+# names of columns not in the baseline kept per window: a producer sending a new key
+# per event must not grow a window (and its checkpoint) without bound
+MAX_EXTRA_KEYS = 100
 
 
 @dataclass
@@ -48,12 +52,22 @@ class OpenWindow:
     rows: list[Prediction] = field(default_factory=list)
     extra_keys: set[str] = field(default_factory=set)
     baseline: str = ""  # key of the baseline whose bins the summary uses
+    # extra names not kept once MAX_EXTRA_KEYS were, counted once per folded chunk
+    extra_keys_beyond: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "first_offset": self.first_offset,
                 "start_ms": self.start_ms, "end_ms": self.end_ms, "n_rows": self.n_rows,
                 "extra_keys": sorted(self.extra_keys), "baseline": self.baseline,
+                "extra_keys_beyond": self.extra_keys_beyond,
                 "summary": self.summary.to_dict()}
+
+    def add_extra_keys(self, names: set[str]) -> None:
+        new = names - self.extra_keys
+        room = max(0, MAX_EXTRA_KEYS - len(self.extra_keys))
+        kept = new if len(new) <= room else set(sorted(new)[:room])  # sorted: replays agree
+        self.extra_keys |= kept
+        self.extra_keys_beyond += len(new) - len(kept)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any],
@@ -62,6 +76,7 @@ class OpenWindow:
         return cls(index=int(data["index"]), first_offset=data["first_offset"],
                    start_ms=data["start_ms"], end_ms=data["end_ms"], n_rows=int(data["n_rows"]),
                    extra_keys=set(data.get("extra_keys", [])), baseline=baseline,
+                   extra_keys_beyond=int(data.get("extra_keys_beyond", 0)),
                    summary=detectors.WindowSummary.from_dict(data["summary"], profiles))
 
 
@@ -229,7 +244,7 @@ class Stream:
         window.summary.add(chunk.arrays, chunk.n_rows)
         for name, count in chunk.type_violations.items():
             window.summary.add_type_violations(name, count)
-        window.extra_keys |= chunk.extra_keys
+        window.add_extra_keys(chunk.extra_keys)
         window.rows = []
 
     def _close(self, window: OpenWindow, bounds: tuple[int | None, int | None]) -> ClosedWindow:

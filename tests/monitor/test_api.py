@@ -262,7 +262,9 @@ def _with_test_routes(app: FastAPI) -> TestClient:
     def boom() -> None:
         raise RuntimeError("database password is hunter2")
 
-    return TestClient(app, raise_server_exceptions=False)
+    # as a script on the same host posts: to a loopback address, with a JSON body
+    return TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1:8080",
+                      headers={"Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,6 @@ records nothing in the store."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import tempfile
 from collections.abc import Iterator
@@ -24,12 +22,12 @@ from sqlalchemy.exc import OperationalError
 
 from tests.monitor.test_api_triggers import (
     AUTH,
-    GRAFANA_SECRET,
     MAX_BYTES,
     TOKEN,
     Harness,
     alertmanager,
     grafana_body,
+    grafana_signed,
 )
 
 FUZZ = settings(derandomize=True, max_examples=200, deadline=None, database=None,
@@ -123,6 +121,10 @@ content_types = st.sampled_from([None, "application/json", "text/plain",
                                  "application/x-www-form-urlencoded",
                                  "multipart/form-data; boundary=x",
                                  "application/json; charset=latin-1"])
+# the app's own origin (TestClient's host), foreign ones, and ones that are not origins
+origins: st.SearchStrategy[Any] = st.sampled_from([
+    None, "http://testserver", "http://evil.example", "null", "",
+    "http://testserver.evil.example", "http://[::1", b"http://\xe9vil.example"])
 path_params = st.one_of(
     st.text(max_size=40),
     st.text(min_size=300, max_size=3000, alphabet="ab\u00e9\u4e2d/%."),
@@ -143,22 +145,25 @@ def model_url(model: str, suffix: str = "", raw: bool = False) -> str:
 # -- mutating routes -----------------------------------------------------------------------
 @FUZZ
 @given(body=bodies, headers=auth_headers, content_type=content_types,
-       route=st.sampled_from(MUTATING), signed=st.booleans())
+       route=st.sampled_from(MUTATING), signed=st.booleans(), origin=origins)
 def test_random_bodies_to_mutating_routes_are_answered_safely(
         shared: Harness, body: bytes, headers: dict[str, Any], content_type: str | None,
-        route: str, signed: bool) -> None:
+        route: str, signed: bool, origin: Any) -> None:
     h = shared
     sent = dict(headers)
     if content_type is not None:
         sent["Content-Type"] = content_type
+    if origin is not None:
+        sent["Origin"] = origin
     if signed:  # a correct Grafana HMAC of whatever the body is
-        sent["X-Grafana-Alerting-Signature"] = hmac.new(
-            GRAFANA_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        sent.update(grafana_signed(body))
     before = recorded(h)
     response = h.client.post(route, content=body, headers=sent)
     assert_answer_is_safe(response)
     if response.status_code >= 400:
         assert recorded(h) == before, f"{route} {response.status_code} recorded something"
+    if origin not in (None, "http://testserver"):
+        assert response.status_code == 403, f"{route} from Origin {origin!r}"
 
 
 @FUZZ

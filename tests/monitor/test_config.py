@@ -121,6 +121,14 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "config server.port: got 'http', expected a port number from 0 to 65535"),
     ("host not a string", {"server": {"host": ["0.0.0.0"]}},
      "config server.host: got ['0.0.0.0'], expected a string"),
+    ("origin with a path", {"server": {"allowed_origins": ["https://ops.example/app"]}},
+     "config server.allowed_origins.0: got 'https://ops.example/app', expected an origin: "
+     "http(s)://host[:port], no path"),
+    ("origin wildcard", {"server": {"allowed_origins": ["*"]}},
+     "config server.allowed_origins.0: got '*', expected an origin: http(s)://host[:port], "
+     "no path"),
+    ("keep_runs zero", model(retrain={"keep_runs": 0}),
+     "config models.carloan.retrain.keep_runs: got 0, expected a positive integer"),
     ("github repository", launcher(type="github", repository="not a repo"),
      "config models.carloan.retrain.launcher.repository: got 'not a repo', expected text "
      "matching ^[\\w.-]+/[\\w.-]+$"),

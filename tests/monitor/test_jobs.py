@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from monitor.config import load_config
 from monitor.metrics import Metrics
-from monitor.runtime import Jobs, processed_lag
+from monitor.runtime import Jobs, build, processed_lag, schedule_service_jobs
+from monitor.runtime.jobs import prune_runs
+from monitor.store import RetrainRun
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -85,3 +89,26 @@ def test_processed_lag_counts_records_after_the_processed_mark_and_skips_the_unk
     consumer = _Consumer({("p", 0): 120, ("p", 1): None, ("l", 0): 5})
     processed = {("p", 0): 100, ("p", 1): 7, ("l", 0): 9, ("gone", 3): 1}
     assert processed_lag(consumer, processed) == {("p", 0): 20, ("l", 0): 0}  # type: ignore[arg-type]
+
+
+def test_run_pruning_job_keeps_retrain_keep_runs_finished_runs_per_model(
+        tmp_path: Path, example_baseline: Path) -> None:
+    config = load_config(data={
+        "kafka": {"bootstrap_servers": ["127.0.0.1:1"]},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "models": {"carloan": {"baseline": str(example_baseline),
+                               "retrain": {"keep_runs": 3}}}}, environ={})
+    runtime = build(config)
+    try:
+        for i in range(6):
+            runtime.store.create_run(RetrainRun(f"r{i}", "carloan", "drift", f"k{i}", "command",
+                                                "failed", 1000 * i))
+        runtime.store.create_run(RetrainRun("live", "carloan", "drift", "kl", "command",
+                                            "running", 0))
+        jobs = Jobs(runtime.metrics)
+        schedule_service_jobs(jobs, runtime)
+        assert "retrain-run-prune" in jobs.names
+        assert prune_runs(runtime) == 3
+        assert [r.id for r in runtime.store.runs("carloan")] == ["r5", "r4", "r3", "live"]
+    finally:
+        runtime.close()

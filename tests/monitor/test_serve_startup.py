@@ -156,3 +156,81 @@ def test_unreachable_broker_at_start_is_not_ready_rather_than_a_crash(tmp_path: 
     assert ready is not None, f"the API never answered; exit {process.returncode}"
     assert ready.status_code == 503 and "broker" in ready.json()["detail"], ready.text
     assert process.returncode == 0, stderr[-600:]
+
+
+def test_protect_reads_without_a_token_is_refused(tmp_path: Path) -> None:
+    variable = f"DRIFTLOOP_TEST_TOKEN_{uuid.uuid4().hex[:8].upper()}"  # never set
+    config = write(tmp_path / "driftloop.yaml",
+                   f"server:\n  port: 0\n  auth_token_env: {variable}\n  protect_reads: true\n"
+                   f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
+                   "kafka:\n  bootstrap_servers: ['127.0.0.1:1']\n")
+    assert_refused(serve(config, tmp_path), 2, "server.protect_reads: got true",
+                   "server.auth_token_env")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"
+
+
+def test_sigterm_stops_a_running_retrain_command_and_its_children(
+        tmp_path: Path, example_baseline: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pid_file = tmp_path / "grandchild.pid"
+    script = (f"import subprocess, time; p = subprocess.Popen(['sleep', '300']); "
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)")
+    config = write(tmp_path / "driftloop.yaml",
+                   f"server:\n  port: {port}\n  auth_token_env: DRIFTLOOP_TEST_TOKEN\n"
+                   f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
+                   "kafka:\n  bootstrap_servers: ['127.0.0.1:1']\n"
+                   f"models:\n  carloan:\n    baseline: {example_baseline}\n"
+                   f"    retrain:\n      launcher:\n        type: command\n"
+                   f"        argv: [{sys.executable}, -c, {script!r}]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP")}
+    env["DRIFTLOOP_TEST_TOKEN"] = "t0ken-for-the-test"
+    process = subprocess.Popen(
+        [str(DRIFTLOOP), "serve", "--config", str(config)], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    grandchild = None
+    try:
+        started = None
+        for _ in range(200):
+            if process.poll() is not None:
+                break
+            try:
+                started = httpx.post(
+                    f"http://127.0.0.1:{port}/api/v1/models/carloan/retrain", json={},
+                    headers={"Authorization": "Bearer t0ken-for-the-test"}, timeout=5.0)
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert started is not None and started.status_code == 202, started
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text():
+                grandchild = int(pid_file.read_text())
+                break
+            time.sleep(0.1)
+        assert grandchild is not None and _alive(grandchild)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
+    assert process.returncode == 0, stderr[-600:]
+    for _ in range(100):  # the reaper may take a moment
+        if not _alive(grandchild):
+            break
+        time.sleep(0.05)
+    survived = _alive(grandchild)
+    if survived:  # stopped here by its PID, so a failing run leaves nothing behind
+        os.kill(grandchild, signal.SIGKILL)
+    assert not survived, f"the command's child {grandchild} outlived the service"

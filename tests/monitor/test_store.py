@@ -397,6 +397,22 @@ def test_runs_newest_first_filtered_by_model_and_status(store: Store) -> None:
     assert [r.id for r in store.runs("carloan", limit=1)] == ["r2"]
 
 
+def test_prune_runs_keeps_the_newest_finished_runs_and_every_run_in_flight(
+        store: Store) -> None:
+    statuses = ["succeeded", "launching", "failed", "unknown", "running", "failed", "retrying",
+                "succeeded"]
+    for i, status in enumerate(statuses):
+        store.create_run(
+            RetrainRun(f"r{i}", "carloan", "drift", f"k{i}", "command", status, 1000 * i))
+    store.create_run(RetrainRun("f0", "fraud", "drift", "f0", "webhook", "failed", 0))
+    finished = {"succeeded", "failed", "unknown"}
+    assert store.prune_runs("carloan", keep=2, statuses=finished) == 3
+    # the two newest finished (r7, r5) and every run in flight (r6, r4, r1) remain
+    assert [r.id for r in store.runs("carloan")] == ["r7", "r6", "r5", "r4", "r1"]
+    assert [r.id for r in store.runs("fraud")] == ["f0"]
+    assert store.prune_runs("carloan", keep=2, statuses=finished) == 0
+
+
 def test_alerts_dedupe_on_fingerprint_and_start(store: Store) -> None:
     payload = {"labels": {"model": "carloan"}}
     assert store.record_alert(

@@ -25,6 +25,7 @@ from monitor.evaluate import evaluate_frame
 from monitor.ingest import Prediction
 from monitor.stream import ModelPipeline
 from monitor.stream.columns import _to_columns_fast, to_columns
+from monitor.stream.windows import MAX_EXTRA_KEYS
 
 ROWS = 300
 
@@ -306,3 +307,25 @@ def test_add_many_gives_the_same_windows_as_one_at_a_time(
         assert all(len(w.rows) <= 64 for s in many.streams.values() for w in s.open.values())
     assert len(got) == 4
     assert got == expected
+
+
+def test_extra_keys_kept_per_window_are_capped_and_the_rest_counted(
+        data: Any, baseline: Baseline) -> None:
+    p = pipeline(baseline)
+    stream = events(data.current.iloc[:ROWS])
+    for i, event in enumerate(stream):  # a new unknown key in every event: 300 names
+        event.features = {**event.features, f"extra_{i:03d}": 1.0}
+    for event in stream[: ROWS // 2]:
+        assert p.add(event) == []
+    state = orjson.loads(orjson.dumps(p.streams[("1", 0)].checkpoint()))
+    [open_window] = state["open"]
+    assert len(open_window["extra_keys"]) == MAX_EXTRA_KEYS
+    assert open_window["extra_keys_beyond"] == ROWS // 2 - MAX_EXTRA_KEYS
+    restored = pipeline(baseline)
+    restored.stream("1", 0).restore(state)
+    [result] = run(restored, stream[ROWS // 2:])
+    quality = result["quality"]
+    assert quality["extra_columns"] == [f"extra_{i:03d}" for i in range(MAX_EXTRA_KEYS)]
+    assert quality["extra_columns_not_kept"] == ROWS - MAX_EXTRA_KEYS
+    assert f"more than {MAX_EXTRA_KEYS} column(s) not in the baseline" in " ".join(
+        quality["violations"])
