@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench dashboards clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# regenerate grafana/dashboards/*.json from dashboards/ (a test fails when they differ)
+dashboards: $(STAMP)
+	$(BIN)/driftloop dashboards build
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
