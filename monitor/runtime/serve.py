@@ -37,7 +37,7 @@ def _serve_http(runtime: Runtime) -> uvicorn.Server:
     app = create_app(runtime.store, runtime.registry, status=runtime.status,
                      auth_token=read_secret(server_config.auth_token_env),
                      models=list(runtime.config.models),
-                     max_body_bytes=server_config.max_body_bytes)
+                     max_body_bytes=server_config.max_body_bytes, reports=runtime.reports)
     if isinstance(runtime.reactor, RetrainReactor):
         app.include_router(create_trigger_router(
             runtime.store, runtime.reactor, models=list(runtime.config.models),
@@ -96,6 +96,8 @@ def run(config_path: str | Path) -> int:
     jobs = Jobs(runtime.metrics)
     schedule_service_jobs(jobs, runtime)
     jobs.start()
+    if runtime.report_writer is not None:
+        runtime.report_writer.start()
     log.info("driftloop serving %d model(s) on http://%s:%d (jobs: %s)", len(config.models),
              config.server.host, config.server.port, ", ".join(jobs.names))
     try:
@@ -103,6 +105,8 @@ def run(config_path: str | Path) -> int:
     finally:
         server.should_exit = True
         jobs.stop()
+        if runtime.report_writer is not None:
+            runtime.report_writer.stop()
         runtime.close()
     log.info("driftloop stopped cleanly")
     return 0
