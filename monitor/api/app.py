@@ -40,6 +40,9 @@ from monitor.api.guards import (
     require_model,
     require_token,
 )
+from monitor.api.page import create_page_router
+from monitor.api.reports import create_report_router
+from monitor.evaluate import ReportFiles
 from monitor.store import Store
 
 __all__ = [
@@ -94,8 +97,11 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     decisions_limit: int = 10,
     app_version: str = "0.1.0",
+    reports: ReportFiles | None = None,
 ) -> FastAPI:
     """The FastAPI app. ``models``: the configured model names (others answer 404).
+
+    ``reports``: the drift reports on disk (None: reports are off, their routes say so).
 
     ``versions(model)`` gives champion and challenger (e.g. from the MLflow aliases);
     by default they come from the canary state in the store.
@@ -217,4 +223,13 @@ def create_app(
         found = store.windows(model, limit=limit)
         return json_response({"model": model, "count": len(found), "windows": found})
 
+    # read routes with their own routers, so a guard applies to each at include time
+    app.include_router(create_report_router(reports))
+
+    def champion_challenger(model: str) -> tuple[str | None, str | None]:
+        names = model_versions(model)
+        return names.champion, names.challenger
+
+    app.include_router(create_page_router(store, models=known, versions=champion_challenger,
+                                          reports=reports, decisions_limit=decisions_limit))
     return app
