@@ -103,17 +103,16 @@ def _performance(windows: Sequence[Mapping[str, Any]]) -> tuple[str | None, dict
     metric = None
     for result in windows:
         perf = result.get("performance") or {}
-        value, baseline = perf.get("value"), perf.get("baseline")
-        values.append(value)
+        baseline, drop = perf.get("baseline"), perf.get("max_drop")
+        values.append(perf.get("value"))
         baselines.append(baseline)
-        drop = perf.get("max_drop")
         if baseline is None or drop is None:
             thresholds.append(None)
+        elif perf.get("metric") in HIGHER_IS_BETTER:  # else a loss or an error: rises are bad
+            thresholds.append(baseline - drop)
         else:
-            metric = metric or perf.get("metric")
-            higher = perf.get("metric") in HIGHER_IS_BETTER
-            thresholds.append(baseline - drop if higher else baseline + drop)
-        metric = metric or perf.get("metric")
+            thresholds.append(baseline + drop)
+        metric = perf.get("metric") or metric  # the newest window's
     lines = {str(metric or "performance"): ("value", values), "baseline": ("baseline", baselines),
              "degraded beyond": ("threshold", thresholds)}
     return metric, lines

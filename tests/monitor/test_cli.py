@@ -339,6 +339,8 @@ def test_evaluate_report_is_a_real_evidently_drift_report(
         assert title in html, title
     for feature in json.loads(example_baseline.read_text())["columns"]["features"]:
         assert feature in html, feature
+    # run with the window's methods and thresholds, it agrees with the window
+    assert "Evidently agrees with the window on all" in html
     assert str(reports / f"carloan-window-{first['window']:04d}.html") in err
 
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from monitor.api import Dependency, ServiceStatus, create_app
+from monitor.api.page import model_page
 from monitor.api.page_charts import drift_heatmap, line_chart
 from monitor.evaluate import ReportFiles
 from monitor.store import CanaryState, RetrainRun, Store
@@ -177,3 +178,19 @@ def test_the_template_ships_with_the_package() -> None:
     assert template.is_file()
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "api/templates/*.html" in data["package-data"]["monitor"]
+
+
+@pytest.mark.parametrize(("metric", "threshold"), [("accuracy", 0.92), ("mae", 0.96)])
+def test_performance_chart_draws_the_degradation_line_on_the_bad_side(metric: str,
+                                                                      threshold: float) -> None:
+    windows = [window(i, set(), accuracy=0.9) for i in range(3)]
+    for w in windows:
+        w["performance"]["metric"] = metric
+    section = model_page("carloan", windows, champion=None, challenger=None, canary=None,
+                         decisions=[], runs=[], reports=None)
+    assert section.performance_metric == metric
+    lines = {s.name: s for s in section.performance_chart.series}
+    assert set(lines) == {metric, "baseline", "degraded beyond"}
+    y_of = {name: float(s.segments[0].split()[0].split(",")[1]) for name, s in lines.items()}
+    # SVG y grows downwards: the threshold is below the baseline for accuracy, above for mae
+    assert (y_of["degraded beyond"] > y_of["baseline"]) == (threshold < 0.94)
