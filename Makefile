@@ -25,6 +25,10 @@ lint: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/python -m monitor.cli.reference --out docs/reference
 
+# regenerate grafana/dashboards/*.json from dashboards/ (a test fails when they differ)
+dashboards: $(STAMP)
+	$(BIN)/driftloop dashboards build
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 

@@ -104,6 +104,11 @@ METRICS: tuple[MetricSpec, ...] = (
           "Scheduled jobs that raised, by job (each runs again at its next time)."),
     _spec("driftloop_build_info", "gauge", "version python",
           "Always 1; labels carry the build."),
+    _spec("driftloop_drift_reports_total", "counter", "model outcome",
+          "Drifted windows by what became of their HTML report (written, queue_full, "
+          "no_reference, no_rows, failed)."),
+    _spec("driftloop_drift_report_seconds", "histogram", "model",
+          "Time to build and store the HTML report of a drifted window."),
 )
 # fmt: on
 
@@ -139,6 +144,9 @@ _EVALUATION_BUCKETS = (
     10.0,
     30.0,
 )
+
+# an Evidently report: about half a second for a few thousand rows, seconds for more
+_REPORT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def _number(value: Any) -> float:
@@ -185,6 +193,11 @@ class Metrics:
         self.join_expired = self._counter("driftloop_label_join_expired_total")
         self.retrain_launches = self._counter("driftloop_retrain_launches_total")
         self.job_errors = self._counter("driftloop_job_errors_total")
+        self.drift_reports = self._counter("driftloop_drift_reports_total")
+        spec = _SPECS["driftloop_drift_report_seconds"]
+        self.drift_report_seconds = Histogram(
+            spec.name, spec.help, spec.labels, registry=registry, buckets=_REPORT_BUCKETS
+        )
         self.build_info = self._gauge("driftloop_build_info")
         self.build_info.labels(build_version, platform.python_version()).set(1)
 
@@ -313,6 +326,12 @@ class Metrics:
 
     def count_job_error(self, job: str) -> None:
         self.job_errors.labels(job).inc()
+
+    def count_drift_report(self, model: str, outcome: str) -> None:
+        self.drift_reports.labels(model, outcome).inc()
+
+    def observe_drift_report(self, model: str, seconds: float) -> None:
+        self.drift_report_seconds.labels(model).observe(seconds)
 
     # -- triggers and canary ------------------------------------------------------
     def count_retrain_trigger(self, model: str, reason: str) -> None:

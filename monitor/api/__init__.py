@@ -10,9 +10,13 @@
   rows; :mod:`~monitor.api.bodies`: the request bodies read raw, for the same document;
 - :mod:`~monitor.api.signatures`: signed webhooks (Grafana's timestamped HMAC) and the
   memory that refuses a delivery twice;
-- :mod:`~monitor.api.retrain`: ``POST /api/v1/alerts`` and the manual retrain route.
+- :mod:`~monitor.api.retrain`: ``POST /api/v1/alerts`` and the manual retrain route;
+- :mod:`~monitor.api.reports`: the Evidently HTML report of a drifted window;
+- :mod:`~monitor.api.page`: ``GET /``, the page for people (template in ``templates/``,
+  SVG geometry in :mod:`~monitor.api.page_charts`).
 
-May import: ``monitor.react``, ``monitor.store``, ``monitor.metrics``, ``triggers``.
+May import: ``monitor.react``, ``monitor.store``, ``monitor.metrics``, ``monitor.evaluate``
+(report files), ``triggers``, ``detectors``.
 """
 
 from monitor.api.app import Dependency, ModelVersions, ServiceStatus, create_app
@@ -46,6 +50,8 @@ __all__ = [
     "ServiceStatus",
     "check_bind",
     "create_app",
+    "create_page_router",
+    "create_report_router",
     "create_trigger_router",
     "guard_mutation",
     "limited_body",

@@ -46,6 +46,9 @@ from monitor.api.guards import (
     require_token,
 )
 from monitor.api.guards import protect_reads as reads_guard
+from monitor.api.page import create_page_router
+from monitor.api.reports import create_report_router
+from monitor.evaluate import ReportFiles
 from monitor.store import Store
 
 __all__ = [
@@ -104,8 +107,11 @@ def create_app(
     protect_metrics: bool = False,
     allowed_origins: Sequence[str] = (),
     secrets: Sequence[str] = (),
+    reports: ReportFiles | None = None,
 ) -> FastAPI:
     """The FastAPI app. ``models``: the configured model names (others answer 404).
+
+    ``reports``: the drift reports on disk (None: reports are off, their routes say so).
 
     ``versions(model)`` gives champion and challenger (e.g. from the MLflow aliases);
     by default they come from the canary state in the store.
@@ -248,6 +254,16 @@ def create_app(
         found = store.windows(model, limit=limit)
         return json_response({"model": model, "count": len(found), "windows": found})
 
+    # read routes with their own routers, so a guard applies to each at include time
+    app.include_router(create_report_router(reports), dependencies=[Depends(reads_guard)])
+
+    def champion_challenger(model: str) -> tuple[str | None, str | None]:
+        names = model_versions(model)
+        return names.champion, names.challenger
+
+    app.include_router(create_page_router(store, models=known, versions=champion_challenger,
+                                          reports=reports, decisions_limit=decisions_limit),
+                       dependencies=[Depends(reads_guard)])
     return app
 
 

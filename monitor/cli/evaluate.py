@@ -22,18 +22,12 @@ from rich.table import Table
 from monitor.baseline import Baseline, load_baseline, load_reference_sample
 from monitor.config import ModelConfig, load_config
 from monitor.errors import InputError
-from monitor.evaluate import BadValues, evaluate_frame, read_labels
+from monitor.evaluate import BadValues, drifted, evaluate_frame, read_labels
 from monitor.tables import read_table
 
 __all__ = ["drifted", "evaluate_data", "render_table", "run_evaluate", "table_console"]
 
 _DEFAULT_WINDOW_ROWS = 5000
-
-
-def drifted(result: dict[str, Any]) -> bool:
-    """A window gets a report when any feature drifted (dataset drift or not)."""
-    return bool(result["dataset_drift"]) or any(
-        f["drift"] for f in result["features"].values())
 
 
 def _model_config(args: argparse.Namespace) -> tuple[ModelConfig, str | None, str | None]:
@@ -141,7 +135,7 @@ def evaluate_data(
             emit(result)
         if report_dir is not None and reference is not None and drifted(result):
             path = report_dir / f"{baseline.model}-window-{result['window']:04d}.html"
-            reports.append(write_drift_report(baseline, reference, outcome.rows, path,
+            reports.append(write_drift_report(baseline, reference, outcome.rows, result, path,
                                               title=f"window {result['window']}"))
         if progress is not None and task is not None:
             progress.advance(task)

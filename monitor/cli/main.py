@@ -1,6 +1,7 @@
 """The ``driftloop`` command line (design section 6).
 
-Subcommands: ``serve``, ``baseline build``, ``evaluate``, ``demo``. A user error
+Subcommands: ``serve``, ``baseline build``, ``evaluate``, ``demo``, ``dashboards build``.
+A user error
 (a missing file or column, an unreadable value, a malformed baseline or config)
 prints one line, ``driftloop: error: <what>``, and exits with code 2; no traceback.
 """
@@ -88,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+
+    dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
+    dashboards_commands = dashboards.add_subparsers(dest="dashboards_command", required=True,
+                                                    metavar="COMMAND")
+    generate = dashboards_commands.add_parser(
+        "build", help="write the dashboard JSON files Grafana's file provider reads")
+    generate.add_argument("--out", type=Path, metavar="DIR",
+                          help="output directory (default: grafana/dashboards, from the "
+                               "repository root)")
     return parser
 
 
@@ -127,6 +137,21 @@ def _baseline_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards_build(args: argparse.Namespace) -> int:
+    # imported here: the Grafana SDK is needed by this command only
+    from dashboards import DEFAULT_OUT, build_all
+
+    out = args.out or DEFAULT_OUT
+    try:
+        written = build_all(out)
+    except OSError as exc:
+        raise InputError(f"dashboards {out}: cannot be written "
+                         f"({exc.strerror or exc})") from None
+    for path in written:
+        print(path)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     # imported here: the service pulls in Kafka, FastAPI and the store
     from monitor.runtime import run
@@ -161,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.cli.demo import run_demo
 
             return run_demo(args.out, seed=args.seed, report=not args.no_report)
+        if args.command == "dashboards":
+            return _dashboards_build(args)
     except (InputError, ConfigError) as exc:
         message = str(exc).strip().replace("\n", "; ")
         print(f"driftloop: error: {message}", file=sys.stderr)

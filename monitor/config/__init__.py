@@ -37,6 +37,7 @@ from monitor.config.sections import (
     JobsConfig,
     KafkaConfig,
     MlflowConfig,
+    ReportsConfig,
     ServerConfig,
     StateConfig,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ModelConfig",
     "PerformanceConfig",
     "QualityConfig",
+    "ReportsConfig",
     "RetrainConfig",
     "ServerConfig",
     "StateConfig",

@@ -1,7 +1,8 @@
 """The service-wide sections of ``driftloop.yaml`` and the root :class:`Config`.
 
 ``kafka`` (clients, topics, formats), ``state`` (the state store), ``mlflow``
-(the registry), ``server`` (the HTTP API); ``models`` maps a model name to its
+(the registry), ``server`` (the HTTP API), ``reports`` (HTML drift reports of
+drifted windows); ``models`` maps a model name to its
 :class:`monitor.config.model.ModelConfig`.
 """
 
@@ -21,7 +22,15 @@ from monitor.config.values import (
     PositiveInt,
 )
 
-__all__ = ["Config", "JobsConfig", "KafkaConfig", "MlflowConfig", "ServerConfig", "StateConfig"]
+__all__ = [
+    "Config",
+    "JobsConfig",
+    "KafkaConfig",
+    "MlflowConfig",
+    "ReportsConfig",
+    "ServerConfig",
+    "StateConfig",
+]
 
 
 class KafkaConfig(Section):
@@ -108,6 +117,27 @@ class ServerConfig(Section):
     config); /healthz is always open."""
 
 
+class ReportsConfig(Section):
+    """``reports``: an Evidently HTML report per drifted window, served by the HTTP API at
+    /api/v1/models/{model}/reports/latest and /reports/{window_key}."""
+
+    enabled: bool = True
+    """Write a report for every window with drift (dataset drift or any drifted feature);
+    needs the baseline's reference sample (baseline build --sample-rows)."""
+    dir: str | None = None
+    """Directory of the reports; null: a folder named after a SQLite state file beside it
+    (driftloop.db -> driftloop-reports/), else a new temporary directory per start (set it
+    with PostgreSQL, or the reports go with the process)."""
+    keep: PositiveInt = 20
+    """Reports kept per model; older ones are deleted (newest by window end time)."""
+    max_rows: PositiveInt = 5000
+    """Rows of an open window kept for its report; beyond, a uniform sample of this many
+    (memory: about 1 KB per row per open window)."""
+    queue_size: PositiveInt = 8
+    """Closed drifted windows waiting for the report writer; when full, a window gets no
+    report (counted in driftloop_drift_reports_total{outcome="queue_full"})."""
+
+
 class JobsConfig(Section):
     """Intervals of the service's periodic jobs (``monitor.runtime.jobs``)."""
 
@@ -136,6 +166,8 @@ class Config(Section):
     """The HTTP API."""
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     """Intervals of the periodic jobs."""
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    """HTML drift reports of drifted windows."""
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     """The monitored models, by name (the name events carry in model)."""
 

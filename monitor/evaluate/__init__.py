@@ -3,7 +3,10 @@
 - :mod:`~monitor.evaluate.window`: ``evaluate_window`` (drift, quality, performance ->
   the window result of design 6.1) and ``evaluate_performance_window``;
 - :mod:`~monitor.evaluate.batch`: a data file (and its labels) in row windows;
-- :mod:`~monitor.evaluate.report`: the Evidently HTML report of a window.
+- :mod:`~monitor.evaluate.report`: the Evidently HTML report of a window, with the
+  window's methods and thresholds (:mod:`~monitor.evaluate.report_plan`) and a header
+  setting Evidently's verdicts beside the window's (:mod:`~monitor.evaluate.report_header`);
+- :mod:`~monitor.evaluate.report_files`: reports on disk, the last N per model.
 
 ``driftloop evaluate`` and ``driftloop serve`` both call ``evaluate_window``, so their
 results agree on the same rows.
@@ -13,7 +16,16 @@ May import: ``monitor.baseline``, ``monitor.config``, ``monitor.tables``,
 """
 
 from monitor.evaluate.batch import BadValues, WindowOutcome, evaluate_frame, read_labels
-from monitor.evaluate.report import report_frames, write_drift_report
+from monitor.evaluate.report import (
+    DriftReport,
+    build_drift_report,
+    evidently_verdicts,
+    report_frames,
+    write_drift_report,
+)
+from monitor.evaluate.report_files import ReportFiles, StoredReport
+from monitor.evaluate.report_header import RowsCovered, covered_sentence
+from monitor.evaluate.report_plan import METHODS, ColumnVerdict, ReportPlan, drifted
 from monitor.evaluate.window import (
     LabeledRows,
     WindowMeta,
@@ -24,14 +36,25 @@ from monitor.evaluate.window import (
 )
 
 __all__ = [
+    "METHODS",
     "BadValues",
+    "ColumnVerdict",
+    "DriftReport",
     "LabeledRows",
+    "ReportFiles",
+    "ReportPlan",
+    "RowsCovered",
+    "StoredReport",
     "WindowMeta",
     "WindowOutcome",
+    "build_drift_report",
+    "covered_sentence",
     "drift_settings",
+    "drifted",
     "evaluate_frame",
     "evaluate_performance_window",
     "evaluate_window",
+    "evidently_verdicts",
     "quality_settings",
     "read_labels",
     "report_frames",

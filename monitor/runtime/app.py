@@ -30,6 +30,7 @@ def service_app(runtime: Runtime) -> FastAPI:
         protect_reads=resolve_protect_reads(server.protect_reads, server.host, token),
         protect_metrics=server.protect_metrics and token is not None,
         allowed_origins=server.allowed_origins, secrets=runtime.secrets,
+        reports=runtime.reports,
     )
     if isinstance(runtime.reactor, RetrainReactor):
         app.include_router(create_trigger_router(

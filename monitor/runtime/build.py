@@ -7,22 +7,35 @@ is reported by ``/readyz`` and retried instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
 
 from monitor.api import Dependency, ServiceStatus
-from monitor.baseline import RegistryWatch, initial_baseline, load_baseline, watch_for
+from monitor.baseline import (
+    RegistryWatch,
+    initial_baseline,
+    load_baseline,
+    load_reference_sample,
+    watch_for,
+)
 from monitor.config import Config
+from monitor.evaluate import ReportFiles
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
 from monitor.react import RetrainReactor, known_secrets
 from monitor.store import Store
-from monitor.stream import ModelPipeline, Reactor, Service
+from monitor.stream import ModelPipeline, Reactor, ReportRows, ReportWriter, Service
 from monitor.stream.consumer import ConsumerLoop
 
-__all__ = ["Runtime", "build"]
+__all__ = ["Runtime", "build", "reports_dir"]
+
+log = logging.getLogger("driftloop")
 
 
 @dataclass
@@ -39,6 +52,8 @@ class Runtime:
     reactor: Reactor | None = None
     watch: RegistryWatch | None = None  # baselines that follow an MLflow alias
     secrets: tuple[str, ...] = ()  # values no response or log line may carry
+    reports: ReportFiles | None = None  # drift reports on disk (reports.enabled)
+    report_writer: ReportWriter | None = None
 
     def status(self) -> ServiceStatus:
         broker_reason = "" if self.loop.broker_ok else (self.loop.last_error or "unreachable")
@@ -82,10 +97,39 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
         endpoint_version=lambda model, endpoint: config.kafka.endpoint_versions.get(endpoint),
         known_models=lambda model: model in pipelines,
     )
+    reports = writer = rows = None
+    if config.reports.enabled:
+        reports = ReportFiles(reports_dir(config), config.reports.keep)
+        log.info("drift reports of drifted windows go to %s (the last %d per model)",
+                 reports.directory or "a temporary directory made at the first one",
+                 reports.keep)
+
+        def load_sample(model: str, key: str) -> pd.DataFrame | None:
+            source = key or config.models[model].baseline
+            return load_reference_sample(source, model, tracking_uri)
+
+        writer = ReportWriter(reports, metrics, load_sample, queue_size=config.reports.queue_size)
+        rows = ReportRows(config.reports.max_rows, writer.offer, metrics.count_drift_report)
     # the Kafka clients are created by ConsumerLoop.connect, on the consumer thread
-    service = Service(config, pipelines, store, metrics, decoder, None, None, reactor=reactor)
+    service = Service(config, pipelines, store, metrics, decoder, None, None, reactor=reactor,
+                      report_rows=rows)
     watch = watch_for(config, {name: p.baseline_key for name, p in pipelines.items()})
     stopping = threading.Event()
     loop = ConsumerLoop(config, service, stopping, watch)
     return Runtime(config, service, loop, store, registry, metrics, stopping, reactor, watch,
-                   known_secrets(config))
+                   known_secrets(config), reports, writer)
+
+
+def reports_dir(config: Config) -> Path | None:
+    """``reports.dir``, or a folder named after a SQLite state file beside it
+    (``driftloop.db`` -> ``driftloop-reports``), or None: a new temporary directory,
+    made at the first report."""
+    if config.reports.dir is not None:
+        return Path(config.reports.dir)
+    url = make_url(config.state.url)
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:" \
+            and not database.startswith("file:"):
+        path = Path(database)
+        return path.with_name(f"{path.stem}-reports")
+    return None

@@ -98,6 +98,8 @@ def run(config_path: str | Path) -> int:
     jobs = Jobs(runtime.metrics)
     schedule_service_jobs(jobs, runtime)
     jobs.start()
+    if runtime.report_writer is not None:
+        runtime.report_writer.start()
     log.info("driftloop serving %d model(s) on http://%s:%d (jobs: %s)", len(config.models),
              config.server.host, config.server.port, ", ".join(jobs.names))
     try:
@@ -105,6 +107,8 @@ def run(config_path: str | Path) -> int:
     finally:
         server.should_exit = True
         jobs.stop()
+        if runtime.report_writer is not None:
+            runtime.report_writer.stop()
         runtime.close()
     log.info("driftloop stopped cleanly")
     return 0

@@ -8,7 +8,11 @@
   realized-performance windows;
 - :mod:`~monitor.stream.windows`: ``Stream``, count and event-time windows of one
   (model, version, partition), checkpointable;
-- :mod:`~monitor.stream.columns`: buffered events -> the detectors' column arrays.
+- :mod:`~monitor.stream.columns`: buffered events -> the detectors' column arrays;
+- :mod:`~monitor.stream.report_rows`: rows of the open windows (all, or a uniform
+  sample), handed to the report writer when a window closes with drift;
+- :mod:`~monitor.stream.report_writer`: ``ReportWriter``, one thread behind a bounded
+  queue writing Evidently reports of drifted windows.
 
 May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 ``monitor.store``, ``monitor.config``, ``monitor.metrics``, ``monitor.tables``,
@@ -17,6 +21,8 @@ May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 
 from monitor.stream.columns import ColumnChunk, to_columns
 from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutput
+from monitor.stream.report_rows import ReportJob, ReportRows, WindowRows
+from monitor.stream.report_writer import ReportWriter, rows_frame
 from monitor.stream.service import Reactor, Service, StepStats
 from monitor.stream.windows import ClosedWindow, OpenWindow, Stream
 
@@ -27,9 +33,14 @@ __all__ = [
     "OpenWindow",
     "PerformanceWindow",
     "Reactor",
+    "ReportJob",
+    "ReportRows",
+    "ReportWriter",
     "Service",
     "StepStats",
     "Stream",
     "WindowOutput",
+    "WindowRows",
+    "rows_frame",
     "to_columns",
 ]

@@ -118,6 +118,10 @@ class ModelPipeline:
             found = self._baselines[key] = (baseline, baseline.summary_profiles())
         return found
 
+    def baseline_for(self, key: str) -> Baseline:
+        """The baseline of key ``key`` (a window's ``baseline``), loaded if need be."""
+        return self._known(key)[0]
+
     def _profiles_for(self, key: str) -> Any:
         return self._known(key)[1]
 

@@ -48,6 +48,7 @@ from monitor.stream.partitions import (
 )
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+from monitor.stream.report_rows import ReportRows
 
 __all__ = ["Reactor", "Service", "StepStats"]
 
@@ -87,6 +88,7 @@ class Service:
         dead_letters: DeadLetters | None,
         *,
         reactor: Reactor | None = None,
+        report_rows: ReportRows | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -99,6 +101,7 @@ class Service:
         self.dead_letters = dead_letters
         self.lock = threading.RLock()
         self.reactor = reactor
+        self.report_rows = report_rows  # rows of open windows for drift reports (or None)
         self.clock = clock
         self.group = config.kafka.group_id
         self.partitions = Partitions()
@@ -193,10 +196,18 @@ class Service:
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: list[Prediction]) -> None:
         pipeline = self.pipelines[model]
+        rows = self.report_rows
+        if rows is not None:
+            rows.feed(pipeline, version, partition, run)
         for closed in pipeline.add_many(version, partition, run):
             started = time.perf_counter()
-            self.persister.outputs.append(pipeline.evaluate(closed))
+            output = pipeline.evaluate(closed)
+            self.persister.outputs.append(output)
             self.metrics.observe_evaluation(model, time.perf_counter() - started)
+            if rows is not None:
+                rows.closed(pipeline, output)
+        if rows is not None:
+            rows.settle(pipeline, version, partition)
         if pipeline.joins_labels:  # else no reference performance: no join state to keep
             self.persister.add_predictions(model, version, run,
                                            pipeline.config.performance.label_ttl)
@@ -277,6 +288,8 @@ class Service:
                 for key in [k for k in pipeline.streams if (topic, k[1]) in gone]:
                     del pipeline.streams[key]
             self.partitions.forget(gone)
+            if self.report_rows is not None:
+                self.report_rows.forget(p for t, p in gone if t == topic)
             self.decoder.joiner.drop_partitions(gone)
             self.metrics.forget_partitions(gone)
 
@@ -290,6 +303,8 @@ class Service:
             for pipeline in self.pipelines.values():
                 pipeline.streams.clear()
                 pipeline.restore_performance({})
+            if self.report_rows is not None:
+                self.report_rows.clear()
             assigned = set(assigned)
             self.decoder.joiner.drop_partitions(assigned | set(self.partitions.processed))
             self.partitions.clear()

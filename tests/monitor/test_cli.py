@@ -339,6 +339,8 @@ def test_evaluate_report_is_a_real_evidently_drift_report(
         assert title in html, title
     for feature in json.loads(example_baseline.read_text())["columns"]["features"]:
         assert feature in html, feature
+    # run with the window's methods and thresholds, it agrees with the window
+    assert "Evidently agrees with the window on all" in html
     assert str(reports / f"carloan-window-{first['window']:04d}.html") in err
 
 
@@ -433,3 +435,24 @@ def test_extra_columns_are_a_quality_issue_but_roles_and_excluded_ones_are_not(
         assert result["quality"]["extra_columns"] == ["coupon"]
         assert "column coupon is not in the baseline (in 500 of 500 rows)" in \
             result["quality"]["violations"]
+
+
+def test_dashboards_build_writes_the_committed_dashboards(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
+    code, out, err = run(capsys, "dashboards", "build", "--out", tmp_path / "boards")
+    assert code == 0, err
+    written = sorted(Path(line) for line in out.splitlines())
+    assert [p.name for p in written] == sorted(p.name for p in committed.glob("*.json"))
+    for path in written:
+        assert path.parent == tmp_path / "boards"
+        assert path.read_text() == (committed / path.name).read_text(), path.name
+
+
+def test_dashboards_build_into_an_unwritable_place_is_one_error_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = run(capsys, "dashboards", "build", "--out", blocker / "boards")
+    assert_user_error(code, err, str(blocker / "boards"), "cannot be written")
+    assert out == ""

@@ -56,7 +56,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "config models.carloan.drift.alpha: got 1, expected a number in (0, 1)"),
     ("unknown top-level key", {"kafak": {}},
      "config kafak: got an unknown key (a typo?), expected one of kafka, state, mlflow, "
-     "server, jobs, models"),
+     "server, jobs, reports, models"),
     ("unknown section key", {"kafka": {"group": "x"}},
      "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
@@ -166,7 +166,7 @@ def test_yaml_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str, kind: 
         load_config(path, environ={})
     assert str(caught.value) == (
         f"config {path}: got a {kind}, expected a mapping of sections "
-        "(kafka, state, mlflow, server, jobs, models)")
+        "(kafka, state, mlflow, server, jobs, reports, models)")
 
 
 def test_unparsable_yaml_names_the_file_and_the_line(tmp_path: Path) -> None:
