@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import detectors
 from monitor.baseline import Baseline
 from monitor.errors import InputError
 from monitor.evaluate.report_header import RowsCovered, header_html
@@ -83,6 +84,9 @@ def report_frames(baseline: Baseline, reference: pd.DataFrame,
             profile = profiles[name]
             if profile.kind == "numeric":
                 part[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            elif frame is reference and isinstance(profile, detectors.CategoricalProfile):
+                part[name] = pd.Series(_profile_shares(profile, len(frame)), index=frame.index,
+                                       dtype=object)
             else:
                 categories = set(getattr(profile, "categories", []))
                 booleans = bool(categories) and categories <= {"true", "false"}
@@ -90,6 +94,27 @@ def report_frames(baseline: Baseline, reference: pd.DataFrame,
                                        index=frame.index, dtype=object)
         frames.append(pd.DataFrame(part).reset_index(drop=True))
     return frames[0], frames[1]
+
+
+def _profile_shares(profile: detectors.CategoricalProfile, n: int) -> np.ndarray:
+    """``n`` reference values whose shares are the baseline's (to 1/n), not the sample's.
+
+    The window was judged against the whole reference; a sample of a few thousand rows
+    shifts a category's share by a point or two, enough to flip a verdict near its
+    threshold. Categorical tests read counts only, so the column can be rebuilt from the
+    profile (in a seeded order: rows of other columns are not tied to these values).
+    """
+    labels: list[str | None] = [*profile.categories, None]
+    counts = np.asarray([*profile.counts, profile.missing], dtype=np.float64)
+    wanted = counts / counts.sum() * n if counts.sum() else np.zeros(len(labels))
+    whole = np.floor(wanted).astype(np.int64)
+    # largest remainders take the rows left over
+    for i in np.argsort(-(wanted - whole), kind="stable")[: n - int(whole.sum())]:
+        whole[i] += 1
+    values = np.empty(n, dtype=object)
+    values[:] = [label for label, k in zip(labels, whole, strict=True) for _ in range(k)]
+    np.random.default_rng(0).shuffle(values)
+    return values
 
 
 def _register_linf() -> None:
