@@ -7,16 +7,21 @@ partitions, in either order; each is validated on arrival by
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.ingest.codecs.fields import DecodeError, Models, Record
+from monitor.ingest.codecs.fields import MAX_ID_CHARS, DecodeError, Models, Record, id_text
 from monitor.ingest.codecs.kserve import CloudEvent, request_rows, response_rows
 from monitor.ingest.events import Prediction
 
-__all__ = ["Evicted", "KServeJoiner"]
+__all__ = ["MAX_CE_ID_CHARS", "Evicted", "KServeJoiner"]
+
+log = logging.getLogger("driftloop.ingest")
+
+MAX_CE_ID_CHARS = MAX_ID_CHARS - 8  # room for ":<index>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class KServeJoiner:
         self._pending: OrderedDict[str, _Half] = OrderedDict()
         self._evicted: list[Evicted] = []
         self._clock_ms = 0
+        self._named_by_endpoint: set[tuple[str, str]] = set()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -66,8 +72,12 @@ class KServeJoiner:
                 f"KServe {kind} {event.id}: no model name (ce_inferenceservicename or model_name)",
             )
         model = decoder.check_model(event.model, f"KServe {kind}")
+        if len(event.id) > MAX_CE_ID_CHARS or not event.id.isprintable():
+            # request ids are "<ce_id>:<index>", stored in String(200) columns
+            id_text(event.id + ":0", f"KServe {kind} id")
         rows: list[Any] = (
-            request_rows(event, model, decoder) if event.is_request else response_rows(event)
+            request_rows(event, model, decoder) if event.is_request
+            else response_rows(event, decoder)
         )
         self._clock_ms = max(self._clock_ms, record.timestamp)
         half = _Half(event, model, rows, record)
@@ -95,21 +105,28 @@ class KServeJoiner:
             raise DecodeError("shape_mismatch", message)
         model = request.model
         endpoint = request.event.endpoint or response.event.endpoint or "default"
-        version = decoder.endpoint_version(model, endpoint)
+        version: Any = decoder.endpoint_version(model, endpoint)
         if version is None:
             body_version = response.event.body.get("model_version")
-            version = str(body_version) if body_version not in (None, "") else None
+            version = body_version if body_version not in (None, "") else None
         if version is None:
-            message = f"KServe {ce_id}: endpoint {endpoint!r} of model {model!r} maps to no version"
+            # zero configuration: the endpoint is the version (kafka.endpoint_versions maps it)
+            version = endpoint
+            if (model, endpoint) not in self._named_by_endpoint:
+                self._named_by_endpoint.add((model, endpoint))
+                log.info("KServe %s: endpoint %r carries no version; monitoring it as version "
+                         "%r (map it in kafka.endpoint_versions)", model, endpoint, endpoint)
+        try:
+            version = decoder.version(version, f"KServe {ce_id} version")
+            started, finished = request.event.time_ms, response.event.time_ms
+            timestamp_ms = decoder.event_time(
+                started if started is not None
+                else (finished if finished is not None else request.record.timestamp),
+                record, f"KServe {ce_id} time")
+        except DecodeError as error:
             other = request if record is response.record else response
-            self._evicted.append(Evicted(other.record, "unknown_version", message))
-            raise DecodeError("unknown_version", message)
-        started, finished = request.event.time_ms, response.event.time_ms
-        timestamp_ms = (
-            started
-            if started is not None
-            else (finished if finished is not None else request.record.timestamp)
-        )
+            self._evicted.append(Evicted(other.record, error.reason, error.message))
+            raise
         latency = (
             float(finished - started) if started is not None and finished is not None else None
         )
