@@ -16,6 +16,7 @@ from monitor.config.base import Section
 from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
+    EventTime,
     Origin,
     Port,
     PositiveDuration,
@@ -66,8 +67,18 @@ class KafkaConfig(Section):
     commit_interval_seconds: Duration = 5.0
     """How often open windows are checkpointed and offsets stored when no window closes."""
     endpoint_versions: dict[str, str] = Field(default_factory=dict)
-    """KServe ce_endpoint (default, canary) -> model version, for KServe logs that carry no
-    version."""
+    """KServe ce_endpoint (default, canary) -> model version. Without an entry the version is
+    the OIP body's model_version, else the endpoint's name."""
+    max_future_skew: Duration = 3600.0
+    """Event times more than this ahead of the record's broker time are dead letters
+    (bad_timestamp): one far-future event would close every open window."""
+    min_event_time: EventTime = "2000-01-01T00:00:00Z"
+    """Event times before this (RFC 3339) are dead letters (bad_timestamp)."""
+    max_rows_per_record: PositiveInt = 10_000
+    """Rows one record may carry (a KServe batch); more is a dead letter (too_many_rows)."""
+    max_persist_attempts: PositiveInt = 3
+    """A record whose results fail to store this many times, each after reloading the stored
+    state, is dead-lettered as poison and the stream moves past it."""
 
 
 class StateConfig(Section):

@@ -7,6 +7,7 @@ lines read ``config <key>: got <value>, expected <what>``.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -18,6 +19,7 @@ __all__ = [
     "AutoOrPositive",
     "ConfigError",
     "Duration",
+    "EventTime",
     "NonNegative",
     "Origin",
     "Port",
@@ -25,6 +27,7 @@ __all__ = [
     "PositiveInt",
     "Share",
     "YamlLoader",
+    "event_time_ms",
     "parse_duration",
 ]
 
@@ -104,6 +107,23 @@ def _checked_text(ok: Any, expected: str) -> Any:
     return check
 
 
+def _event_time(value: Any) -> str:
+    """An RFC 3339 time with a UTC offset, kept as written (``event_time_ms`` reads it)."""
+    expected = "expected an RFC 3339 time with a UTC offset, like 2000-01-01T00:00:00Z"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(expected) from None
+    if moment.tzinfo is None:
+        raise ValueError(expected)
+    return str(value)
+
+
+def event_time_ms(value: str) -> int:
+    """Epoch milliseconds of a validated ``EventTime``."""
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
+
+
 def _port(value: Any) -> int:
     expected = "expected a port number from 0 to 65535"
     number = _number(value, expected)
@@ -126,6 +146,7 @@ Port = Annotated[int, BeforeValidator(_port)]
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 Origin = Annotated[str, BeforeValidator(_checked_text(
     _ORIGIN.fullmatch, "expected an origin: http(s)://host[:port], no path"))]
+EventTime = Annotated[str, BeforeValidator(_event_time)]
 # one message for the union: pydantic would report each member separately
 AutoOrPositive = Annotated[
     Literal["auto"] | float,

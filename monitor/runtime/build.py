@@ -25,6 +25,7 @@ from monitor.baseline import (
     watch_for,
 )
 from monitor.config import Config
+from monitor.config.values import event_time_ms
 from monitor.evaluate import ReportFiles
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
@@ -96,6 +97,9 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
         if model in pipelines else None,
         endpoint_version=lambda model, endpoint: config.kafka.endpoint_versions.get(endpoint),
         known_models=lambda model: model in pipelines,
+        max_future_skew_seconds=config.kafka.max_future_skew,
+        min_event_time_ms=event_time_ms(config.kafka.min_event_time),
+        max_rows_per_record=config.kafka.max_rows_per_record,
     )
     reports = writer = rows = None
     if config.reports.enabled:
