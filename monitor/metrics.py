@@ -161,6 +161,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, build_version: str = "unknown") -> None:
         self.registry = registry
+        self._by_name: dict[str, Counter | Gauge] = {}
         self.events = self._counter("driftloop_events_total")
         self.events_invalid = self._counter("driftloop_events_invalid_total")
         self.windows = self._counter("driftloop_windows_total")
@@ -203,11 +204,15 @@ class Metrics:
 
     def _counter(self, name: str) -> Counter:
         spec = _SPECS[name]
-        return Counter(spec.name, spec.help, spec.labels, registry=self.registry)
+        metric = Counter(spec.name, spec.help, spec.labels, registry=self.registry)
+        self._by_name[name] = metric
+        return metric
 
     def _gauge(self, name: str) -> Gauge:
         spec = _SPECS[name]
-        return Gauge(spec.name, spec.help, spec.labels, registry=self.registry)
+        metric = Gauge(spec.name, spec.help, spec.labels, registry=self.registry)
+        self._by_name[name] = metric
+        return metric
 
     # -- per window ---------------------------------------------------------------
     def observe_window(self, model: str, version: str, result: Mapping[str, Any]) -> None:
@@ -309,6 +314,20 @@ class Metrics:
         for topic, partition in partitions:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(topic, str(partition))
+
+    def forget_version(self, model: str, version: str) -> None:
+        """Drop every series of a version that retired: series stay bounded however many
+        versions a model goes through."""
+        for spec in METRICS:
+            if not {"model", "version"} <= set(spec.labels) or spec.type == "histogram":
+                continue
+            metric = self._by_name[spec.name]
+            for family in metric.collect():
+                for sample in family.samples:
+                    labels = sample.labels
+                    if labels.get("model") == model and labels.get("version") == version:
+                        with contextlib.suppress(KeyError):
+                            metric.remove(*(labels[name] for name in spec.labels))
 
     def set_join_pending(self, model: str, predictions: int, labels: int) -> None:
         self.join_pending.labels(model, "prediction").set(predictions)

@@ -22,6 +22,7 @@ running jobs, so SIGTERM leaves none half-done.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING
@@ -47,6 +48,8 @@ class Jobs:
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._running = threading.Condition()
+        self._in_flight = 0
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -60,12 +63,18 @@ class Jobs:
 
     def _guarded(self, name: str, work: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
+            with self._running:
+                self._in_flight += 1
             try:
                 work()
             except Exception as exc:
                 self.metrics.count_job_error(name)
                 log.exception("job %s failed (%s: %s); it runs again at its next time",
                               name, type(exc).__name__, exc)
+            finally:
+                with self._running:
+                    self._in_flight -= 1
+                    self._running.notify_all()
 
         return run
 
@@ -76,9 +85,18 @@ class Jobs:
     def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_seconds: float = 10.0) -> bool:
+        """No new runs; wait up to ``timeout_seconds`` for running jobs. A job still
+        running then (a launcher hanging on its target) is left behind: its run is
+        recorded before the launch, so the next start retries it. True when none was."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
+        with self._running:
+            finished = self._running.wait_for(lambda: self._in_flight == 0, timeout_seconds)
+        if not finished:
+            log.warning("%d job(s) still running after %.0fs; leaving them", self._in_flight,
+                        timeout_seconds)
+        return finished
 
 
 def processed_lag(consumer: Consumer,

@@ -79,8 +79,11 @@ class Persister:
         self.clock = clock
         self.buffers = _Buffers()
         self.last_persist = clock()
-        # event time for the label-join TTL: the latest prediction time persisted
-        self.event_time_ms: int | None = None
+        # each model's event time for its label-join TTL: its latest prediction time
+        # persisted (one model's clock never expires another model's rows)
+        self.event_time_ms: dict[str, int] = {}
+        # streams that retired: their checkpoints are deleted by the next write
+        self.retired: list[tuple[str, str, int]] = []
 
     @property
     def outputs(self) -> list[WindowOutput]:
@@ -118,11 +121,15 @@ class Persister:
         return True
 
     def write(self, partitions: Partitions, positions: dict[TopicPartitionKey, int],
-              force: bool) -> Persisted:
+              force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
+              ) -> Persisted:
+        """Raises StaleOwnership (nothing written) when another member took over an owned
+        partition since this process took it."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}
         with self.store.transaction() as tx:
+            tx.check_partitions(self.group, partitions.epochs)
             for out in buffers.outputs:
                 tx.put_window(out.model, out.version, out.key, out.index, out.result,
                               out.start_ms, out.end_ms)
@@ -138,11 +145,14 @@ class Persister:
                     if stream.dirty or force:
                         tx.save_checkpoint(pipeline.name, version, f"p{partition}",
                                            stream.checkpoint(), {})
+            for model, version, partition in self.retired:
+                tx.delete_checkpoint(model, version, f"p{partition}")
             if positions:
                 tx.commit_offsets(self.group, positions)
-            for (topic, partition), mark in partitions.marks().items():
+            for (topic, partition), mark in partitions.marks(pending).items():
                 tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition), mark.to_dict(), {})
         self.buffers = _Buffers()
+        self.retired = []
         self.last_persist = self.clock()
         return Persisted(buffers.outputs, performance, joined, positions)
 
@@ -159,8 +169,7 @@ class Persister:
             if checkpoint.model == ALL_MODELS:
                 partition = PartitionMark.partition_of(checkpoint.kind)
                 if partition is not None:
-                    marks[(checkpoint.version, partition)] = PartitionMark(
-                        int(state["processed"]), state.get("topic_id"))
+                    marks[(checkpoint.version, partition)] = PartitionMark.from_dict(state)
                 continue
             pipeline = self.pipelines.get(checkpoint.model)
             if pipeline is None:
@@ -180,10 +189,12 @@ class Persister:
             tx.add_predictions(buffers.predictions)
         if buffers.labels:
             tx.add_labels(buffers.labels)
-        latest = max((p.timestamp_ms for p in buffers.predictions), default=None)
-        if latest is not None and (self.event_time_ms is None or latest > self.event_time_ms):
-            self.event_time_ms = latest
+        clocks = self.event_time_ms
+        for p in buffers.predictions:
+            if p.timestamp_ms > clocks.get(p.model, -1):
+                clocks[p.model] = p.timestamp_ms
         by_model: dict[str, list[Any]] = {}
-        for pair in (tx.join(keys) if keys else []):
+        # a side already past its TTL on its model's clock no longer joins
+        for pair in (tx.join(keys, now_by_model=clocks) if keys else []):
             by_model.setdefault(pair.model, []).append(pair)
         return by_model

@@ -61,7 +61,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
-     "endpoint_versions"),
+     "endpoint_versions, max_future_skew, min_event_time, max_rows_per_record, "
+     "max_persist_attempts"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
      "window, drift, quality, performance, retrain, canary"),

@@ -324,3 +324,15 @@ def test_thresholds_are_exported_beside_the_values_they_bound(
                                                  "baseline": 2.0, "max_drop": 0.5})
     assert registry.get_sample_value(
         "driftloop_performance_threshold", {**labels, "metric": "rmse"}) == pytest.approx(2.5)
+
+
+def test_a_retired_version_leaves_no_series_behind(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    metrics.observe_window("carloan", "3", WINDOW)
+    metrics.observe_window("carloan", "4", WINDOW)
+    metrics.count_events("carloan", "3", "prediction", 5)
+    metrics.forget_version("carloan", "3")
+    text = generate_latest(registry).decode()
+    assert 'version="3"' not in text
+    assert 'version="4"' in text

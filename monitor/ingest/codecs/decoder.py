@@ -126,14 +126,18 @@ class Decoder:
         return checked
 
     # -- the two entry points -----------------------------------------------------------
-    def decode_prediction(self, record: Record) -> list[Prediction]:
-        """Zero or more predictions: a KServe half waiting for its partner gives none."""
+    def decode_prediction(self, record: Record, replayed: bool = False) -> list[Prediction]:
+        """Zero or more predictions: a KServe half waiting for its partner gives none.
+
+        ``replayed``: the record was handled before a restart (below its partition's
+        processed mark); only KServe halves that were still waiting then are parked.
+        """
         raw = self._raw(record)
         if record.headers:
             if self.cloudevents:
                 event = cloudevent_from_record(record, raw)
                 if event is not None:
-                    return self.joiner.add(event, record, self)
+                    return self.joiner.add(event, record, self, replayed)
             elif any(key.lower().startswith("ce_") for key, _ in record.headers):
                 raise DecodeError(
                     "unsupported_format",
@@ -152,7 +156,7 @@ class Decoder:
                     "value: a structured CloudEvent, "
                     "but kafka.formats enables neither kserve nor oip",
                 )
-            return self.joiner.add(cloudevent_from_envelope(obj), record, self)
+            return self.joiner.add(cloudevent_from_envelope(obj), record, self, replayed)
         if not self.native:
             raise DecodeError(
                 "unsupported_format",

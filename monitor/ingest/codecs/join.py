@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,29 @@ class KServeJoiner:
         self._evicted: list[Evicted] = []
         self._clock_ms = 0
         self._named_by_endpoint: set[tuple[str, str]] = set()
+        self._expected: dict[tuple[str, int], set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, event: CloudEvent, record: Record, decoder: Models) -> list[Prediction]:
+    def expect(self, pending: Mapping[tuple[str, int], Iterable[str]]) -> None:
+        """The CloudEvents ids that waited for their partner at the last persist, per
+        partition (restored at assignment). A replayed half (below the partition's
+        processed mark) is parked only if its id is among them: any other replayed half
+        was joined before, and parking it again would wait for a partner that never
+        comes, holding the partition's commit offset back for the whole TTL."""
+        for tp, ids in pending.items():
+            self._expected[tp] = set(ids)
+
+    def pending_ids(self) -> dict[tuple[str, int], list[str]]:
+        """The ids of parked halves per partition, to persist with the partition's mark."""
+        found: dict[tuple[str, int], list[str]] = {}
+        for ce_id, half in self._pending.items():
+            found.setdefault((half.record.topic, half.record.partition), []).append(ce_id)
+        return found
+
+    def add(self, event: CloudEvent, record: Record, decoder: Models,
+            replayed: bool = False) -> list[Prediction]:
         kind = "request" if event.is_request else "response"
         if event.model is None:
             raise DecodeError(
@@ -82,6 +100,9 @@ class KServeJoiner:
         self._clock_ms = max(self._clock_ms, record.timestamp)
         half = _Half(event, model, rows, record)
         partner = self._pending.get(event.id)
+        if replayed and partner is None and \
+                event.id not in self._expected.get((record.topic, record.partition), ()):
+            return []  # joined before the restart: nothing to wait for
         if partner is None or partner.event.is_request == event.is_request:
             if partner is None:  # a duplicate half (a replay) keeps the earlier record
                 self._pending[event.id] = half
@@ -191,4 +212,6 @@ class KServeJoiner:
         ]
         for key in stale:
             del self._pending[key]
+        for tp in gone:
+            self._expected.pop(tp, None)
         return len(stale)
