@@ -101,6 +101,8 @@ class RetrainReactor:
         # evidence from the consumer thread, decided on by the retrain job; a crash loses
         # nothing: catch_up feeds the stored windows again (seen ones are skipped)
         self._queue: deque[tuple[str, Evidence]] = deque(maxlen=100_000)
+        # set by the scheduler: run the retrain job now rather than at its next interval
+        self.wake: Callable[[], None] = lambda: None
         self._lock = threading.RLock()
 
     @classmethod
@@ -113,9 +115,11 @@ class RetrainReactor:
         (a launcher's retries must never hold the consumer past max_poll_interval_ms)."""
         for out in outputs:
             self._queue.append((out.model, self._window_evidence(out.result)))
+        self.wake()
 
     def on_performance(self, model: str, version: str, result: Mapping[str, Any]) -> None:
         self._queue.append((model, _performance_evidence(version, result)))
+        self.wake()
 
     def drain(self) -> int:
         """Decide on the queued evidence (the retrain job); returns how much there was."""

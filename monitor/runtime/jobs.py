@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -77,6 +77,13 @@ class Jobs:
                     self._running.notify_all()
 
         return run
+
+    def run_soon(self, name: str) -> None:
+        """Move job ``name``'s next run to now (a job coalesces, so a burst of calls runs
+        it once more, never twice at the same time); a stopped scheduler ignores it."""
+        job = self.scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     @property
     def names(self) -> list[str]:
@@ -159,6 +166,8 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     jobs.add("label-join-gauges", every.label_expiry_interval, refresh_pending)
     if isinstance(runtime.reactor, RetrainReactor):
         jobs.add("retrain", every.retrain_interval, runtime.reactor.tick)
+        # evidence queued by the consumer thread is decided at once, on the job's thread
+        runtime.reactor.wake = lambda: jobs.run_soon("retrain")
     jobs.add("retrain-run-prune", every.run_pruning_interval, lambda: prune_runs(runtime))
     if runtime.watch is not None:
         jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)

@@ -113,6 +113,8 @@ class Service:
         # (topic, partition) -> (first, last) offset of the last poll: the poison hunt
         self.last_polled: dict[TopicPartitionKey, tuple[int, int]] = {}
         self._last_housekeeping = clock()
+        # per partition: the first offset of records polled before this process held it
+        self._unread: dict[TopicPartitionKey, int] = {}
 
     def swap_baseline(self, model: str, key: str, baseline: Any) -> None:
         """Between batches (a window boundary for every stream): new windows of ``model``
@@ -135,8 +137,14 @@ class Service:
                                 for tp, r in batches.items() if r}
             for tp, records in batches.items():
                 key = (tp.topic, tp.partition)
-                if not records or not self.partitions.owns(key):
-                    continue  # revoked while this batch was in flight: its new owner reads it
+                if not records:
+                    continue
+                if not self.partitions.owns(key):
+                    # assigned by this very poll (restored before the next one), or revoked
+                    # while the batch was in flight (its new owner reads it): read it again
+                    first = records[0].offset
+                    self._unread[key] = min(first, self._unread.get(key, first))
+                    continue
                 stats.records += len(records)
                 handled = self.partitions.handled(key)
                 if tp.topic == self.config.kafka.labels_topic:
@@ -287,8 +295,14 @@ class Service:
             self.decoder.joiner.expect({tp: marks[tp].pending for tp in wanted if tp in marks})
             current = {tp: topic_id(self.consumer, tp[0]) if self.consumer else None
                        for tp in wanted}
-            return self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
-                                         current, epochs)
+            seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
+                                          current, epochs)
+            for tp in wanted:
+                unread = self._unread.pop(tp, None)
+                if tp not in seeks and unread is not None:
+                    seeks[tp] = unread  # never stored: start where the dropped records did
+                    self.partitions.processed.setdefault(tp, unread)
+            return seeks
 
     def revoke(self, revoked: Iterable[TopicPartitionKey]) -> None:
         """Partitions handed over in a rebalance: persist everything, then forget them."""
