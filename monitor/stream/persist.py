@@ -21,14 +21,18 @@ the TTL runs in event time, so a replay of old data joins as it did live
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.ingest import Label, Prediction
+from monitor.metrics import Metrics
 from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+
+log = logging.getLogger("driftloop.service")
 
 __all__ = [
     "ALL_VERSIONS",
@@ -155,6 +159,21 @@ class Persister:
         self.retired = []
         self.last_persist = self.clock()
         return Persisted(buffers.outputs, performance, joined, positions)
+
+    def expire(self, metrics: Metrics) -> None:
+        """Drop unjoined label-join rows past their TTL, each model on its own event-time
+        clock, and keep each model under ``performance.max_pending_labels`` (oldest
+        first); both are counted as expired."""
+        expired = self.store.expire(dict(self.event_time_ms))
+        for model, pipeline in self.pipelines.items():
+            capped = self.store.cap_pending(model, pipeline.config.performance.max_pending_labels)
+            if capped.predictions or capped.labels:
+                log.warning("label join of %s: %d predictions and %d labels over "
+                            "performance.max_pending_labels dropped, oldest first", model,
+                            capped.predictions, capped.labels)
+                metrics.count_expired(model, capped.predictions, capped.labels)
+        for model, counts in expired.items():
+            metrics.count_expired(model, counts.predictions, counts.labels)
 
     def load(self, prediction_partitions: set[int],
              first_restore: bool) -> dict[TopicPartitionKey, PartitionMark]:

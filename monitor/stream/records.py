@@ -23,7 +23,7 @@ from monitor.ingest import DeadLetters, DecodeError, Decoder, Label, Prediction
 from monitor.stream.partitions import TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline
 
-__all__ = ["RecordReader"]
+__all__ = ["RecordReader", "runs_of"]
 
 
 class RecordReader:
@@ -109,3 +109,21 @@ class RecordReader:
 
 def _undecodable(exc: Exception) -> DecodeError:
     return DecodeError("undecodable", f"decoding failed: {type(exc).__name__}: {exc}")
+
+
+def runs_of(batch: list[Prediction]) -> list[tuple[tuple[str, str], list[Prediction]]]:
+    """Consecutive events of the same (model, version), in order; one run in the usual
+    case of a partition that carries one model version."""
+    if not batch:
+        return []
+    first = batch[0]
+    model, version = first.model, first.version
+    if all(e.model == model and e.version == version for e in batch):
+        return [((model, version), batch)]
+    runs: list[tuple[tuple[str, str], list[Prediction]]] = []
+    for e in batch:
+        key = (e.model, e.version)
+        if not runs or runs[-1][0] != key:
+            runs.append((key, []))
+        runs[-1][1].append(e)
+    return runs

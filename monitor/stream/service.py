@@ -37,16 +37,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetters, Decoder, Label, Prediction
 from monitor.metrics import Metrics
 from monitor.store import StaleOwnership, Store
+from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
-from monitor.stream.records import RecordReader
+from monitor.stream.records import RecordReader, runs_of
 from monitor.stream.report_rows import ReportRows
 from monitor.stream.windows import ClosedWindow
 
@@ -55,14 +56,6 @@ __all__ = ["HOUSEKEEPING_SECONDS", "Reactor", "Service", "StepStats"]
 log = logging.getLogger("driftloop.service")
 
 HOUSEKEEPING_SECONDS = 1.0  # how often idle and retired streams are looked for
-
-
-class Reactor(Protocol):
-    """What acts on results (the retrain policy); called after they are persisted."""
-
-    def on_windows(self, outputs: list[WindowOutput]) -> None: ...
-
-    def on_performance(self, model: str, version: str, result: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -156,7 +149,7 @@ class Service:
                     stats.labels += len(labels)
                 else:
                     batch = self.reader.predictions(key, records, handled)
-                    for (model, version), run in _runs(batch):
+                    for (model, version), run in runs_of(batch):
                         self._on_predictions(model, version, key[1], run)
                         self.metrics.count_events(model, version, "prediction", len(run))
                         stats.predictions += len(run)
@@ -216,21 +209,9 @@ class Service:
                     self.metrics.forget_version(pipeline.name, version)
 
     def expire_labels(self) -> None:
-        """Drop unjoined label-join rows past their TTL, each model on its own event-time
-        clock, and keep each model under ``performance.max_pending_labels`` (a scheduled
-        job; under the lock, so never inside the loop's persist transaction)."""
+        """The label-join-expiry job: under the lock, so never inside a persist."""
         with self.lock:
-            expired = self.store.expire(dict(self.persister.event_time_ms))
-            for model, pipeline in self.pipelines.items():
-                capped = self.store.cap_pending(model, pipeline.config.performance
-                                                .max_pending_labels)
-                if capped.predictions or capped.labels:
-                    log.warning("label join of %s: %d predictions and %d labels over "
-                                "performance.max_pending_labels dropped, oldest first", model,
-                                capped.predictions, capped.labels)
-                    self.metrics.count_expired(model, capped.predictions, capped.labels)
-        for model, counts in expired.items():
-            self.metrics.count_expired(model, counts.predictions, counts.labels)
+            self.persister.expire(self.metrics)
 
     def commit_positions(self) -> dict[TopicPartitionKey, int]:
         """Next offsets safe to commit: never past a KServe half still waiting for its partner."""
@@ -257,28 +238,12 @@ class Service:
                 self._forget(exc.partitions)
                 persisted = self._write(force)
             self.partitions.dirty = False
-        self._export(persisted)
+        export(persisted, self.metrics, self.reactor)
         return persisted
 
     def _write(self, force: bool) -> Persisted:
         return self.persister.write(self.partitions, self.commit_positions(), force,
                                     self.decoder.joiner.pending_ids())
-
-    def _export(self, persisted: Persisted) -> None:
-        for out in persisted.outputs:
-            self.metrics.observe_window(out.model, out.version, out.result)
-            log.info("window %s/%s %s: %d rows, dataset drift %s (share %.2f)",
-                     out.model, out.version, out.key, out.result.get("rows", 0),
-                     out.result.get("dataset_drift"), out.result.get("drift_share") or 0.0)
-        for model, version, result in persisted.performance:
-            self.metrics.observe_performance(model, version, result)
-        for model, n in persisted.joined.items():
-            self.metrics.count_joined(model, n)
-        if self.reactor is not None:
-            if persisted.outputs:
-                self.reactor.on_windows(persisted.outputs)
-            for model, version, result in persisted.performance:
-                self.reactor.on_performance(model, version, result)
 
     # -- start-up, rebalances, recovery (the consumer thread) ----------------------------------
     def restore(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
@@ -344,21 +309,3 @@ class Service:
             if self.report_rows is not None:
                 self.report_rows.clear()
             return self.restore(assigned)
-
-
-def _runs(batch: list[Prediction]) -> list[tuple[tuple[str, str], list[Prediction]]]:
-    """Consecutive events of the same (model, version), in order; one run in the usual
-    case of a partition that carries one model version."""
-    if not batch:
-        return []
-    first = batch[0]
-    model, version = first.model, first.version
-    if all(e.model == model and e.version == version for e in batch):
-        return [((model, version), batch)]
-    runs: list[tuple[tuple[str, str], list[Prediction]]] = []
-    for e in batch:
-        key = (e.model, e.version)
-        if not runs or runs[-1][0] != key:
-            runs.append((key, []))
-        runs[-1][1].append(e)
-    return runs
