@@ -93,8 +93,8 @@ class RecordReader:
                 if not replayed:
                     self.dead_letter(record, _undecodable(exc))
                 continue
-            if replayed or not predictions:
-                continue
+            if not predictions:
+                continue  # a half waiting for its partner, or a record handled before
             first = predictions[0]  # one record carries one model and version
             if not self.pipelines[first.model].admits(first.version):
                 self.dead_letter(record, DecodeError(

@@ -220,3 +220,44 @@ def start_alertmanager(workdir: Path, config_file: Path) -> Managed:
     wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30,
              "alertmanager", proc)
     return proc
+
+
+_PG_BIN = Path("/usr/lib/postgresql")
+
+
+def _pg_tool(name: str) -> str:
+    found = sorted(_PG_BIN.glob(f"*/bin/{name}"))
+    if not found:
+        raise FileNotFoundError(f"{name} not found under {_PG_BIN} (Debian package postgresql)")
+    return str(found[-1])
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; setpriv execs in place, so the PID is the server's."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+
+def start_postgres(workdir: Path, port: int | None = None) -> Managed:
+    """A PostgreSQL server of its own (trust auth, user postgres) on a free port, for tests
+    that stop and restart the database; pass ``port`` to restart on the same data."""
+    data = workdir / "pgdata"
+    if not (data / "PG_VERSION").exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "postgres")
+        subprocess.run(_as_postgres([_pg_tool("initdb"), "-D", str(data), "-U", "postgres",
+                                     "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True, timeout=120)
+    port = port or free_port()
+    proc = Managed(
+        "postgres",
+        _as_postgres([_pg_tool("postgres"), "-D", str(data), "-p", str(port),
+                      "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={workdir}",
+                      "-c", "fsync=off"]),
+        workdir / f"postgres-{port}.log",
+        port,
+    ).start()
+    wait_for(lambda: _port_open(port), 60, "postgres", proc)
+    return proc

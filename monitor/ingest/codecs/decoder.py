@@ -130,7 +130,8 @@ class Decoder:
         """Zero or more predictions: a KServe half waiting for its partner gives none.
 
         ``replayed``: the record was handled before a restart (below its partition's
-        processed mark); only KServe halves that were still waiting then are parked.
+        processed mark): it emits nothing, except a KServe half that was still waiting
+        then and now meets a partner that was not handled yet.
         """
         raw = self._raw(record)
         if record.headers:
@@ -163,6 +164,8 @@ class Decoder:
                 f"value: a plain JSON object without CloudEvents headers, but kafka.formats is "
                 f"{list(self.formats)} (add native to accept design 3.1 events)",
             )
+        if replayed:
+            return []  # counted before the restart
         return [self._native_prediction(obj, record)]
 
     def decode_label(self, record: Record) -> Label:

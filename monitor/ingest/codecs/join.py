@@ -39,6 +39,7 @@ class _Half:
     model: str
     rows: list[Any]
     record: Record
+    replayed: bool = False  # handled before a restart (below its partition's mark)
 
 
 class KServeJoiner:
@@ -98,7 +99,7 @@ class KServeJoiner:
             else response_rows(event, decoder)
         )
         self._clock_ms = max(self._clock_ms, record.timestamp)
-        half = _Half(event, model, rows, record)
+        half = _Half(event, model, rows, record, replayed)
         partner = self._pending.get(event.id)
         if replayed and partner is None and \
                 event.id not in self._expected.get((record.topic, record.partition), ()):
@@ -109,6 +110,8 @@ class KServeJoiner:
             self._evict()
             return []
         del self._pending[event.id]
+        if replayed and partner.replayed:
+            return []  # both halves were handled before the restart: emitted then
         request, response = (half, partner) if event.is_request else (partner, half)
         return self._join(request, response, record, decoder)
 
