@@ -254,8 +254,8 @@ def start_postgres(workdir: Path, port: int | None = None) -> Managed:
     proc = Managed(
         "postgres",
         _as_postgres([_pg_tool("postgres"), "-D", str(data), "-p", str(port),
-                      "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={workdir}",
-                      "-c", "fsync=off"]),
+                      "-c", "listen_addresses=127.0.0.1",
+                      "-c", f"unix_socket_directories={workdir}", "-c", "fsync=off"]),
         workdir / f"postgres-{port}.log",
         port,
     ).start()
