@@ -69,6 +69,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "Canary decisions (promote, rollback)."),
     _spec("driftloop_consumer_lag", "gauge", "topic partition",
           "Records behind the end of the partition."),
+    _spec("driftloop_consumer_offset", "gauge", "topic partition",
+          "Next offset to handle per partition (what the service has read; with the lag, "
+          "where it stands)."),
     _spec("driftloop_window_evaluation_seconds", "histogram", "model",
           "Time to evaluate a closed window."),
     # additions
@@ -176,6 +179,7 @@ class Metrics:
         self.canary_status = self._gauge("driftloop_canary_status")
         self.canary_decisions = self._counter("driftloop_canary_decisions_total")
         self.consumer_lag = self._gauge("driftloop_consumer_lag")
+        self.consumer_offset = self._gauge("driftloop_consumer_offset")
         spec = _SPECS["driftloop_window_evaluation_seconds"]
         self.window_evaluation_seconds = Histogram(
             spec.name, spec.help, spec.labels, registry=registry, buckets=_EVALUATION_BUCKETS
@@ -309,11 +313,17 @@ class Metrics:
         for (topic, partition), lag in lags.items():
             self.set_lag(topic, partition, lag)
 
+    def set_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The next offset to handle per (topic, partition) this process consumes."""
+        for (topic, partition), offset in offsets.items():
+            self.consumer_offset.labels(topic, str(partition)).set(offset)
+
     def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop the lag series of partitions revoked in a rebalance (another replica owns them)."""
         for topic, partition in partitions:
-            with contextlib.suppress(KeyError):
-                self.consumer_lag.remove(topic, str(partition))
+            for gauge in (self.consumer_lag, self.consumer_offset):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(topic, str(partition))
 
     def forget_version(self, model: str, version: str) -> None:
         """Drop every series of a version that retired: series stay bounded however many

@@ -17,6 +17,7 @@ from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
     EventTime,
+    NonNegativeInt,
     Origin,
     Port,
     PositiveDuration,
@@ -97,6 +98,11 @@ class MlflowConfig(Section):
     """How often registry aliases are polled (baselines that follow an alias, new versions)."""
     webhook_secret_env: str | None = None
     """Environment variable holding the HMAC secret of MLflow registry webhooks."""
+    request_timeout: PositiveDuration = 10.0
+    """Timeout of one request to MLflow (MLflow's own default is 120 s)."""
+    max_retries: NonNegativeInt = 1
+    """Retries of a failed request to MLflow (its own default retries for minutes, which
+    would hide an outage from /readyz and hold a scheduled job)."""
 
 
 class ServerConfig(Section):

@@ -21,6 +21,7 @@ __all__ = [
     "Duration",
     "EventTime",
     "NonNegative",
+    "NonNegativeInt",
     "Origin",
     "Port",
     "PositiveDuration",
@@ -98,6 +99,14 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+def _non_negative_int(value: Any) -> int:
+    expected = "expected an integer of 0 or more"
+    number = _number(value, expected)
+    if number != number or number < 0 or number != int(number):
+        raise ValueError(expected)
+    return int(number)
+
+
 def _checked_text(ok: Any, expected: str) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not ok(value):
@@ -135,6 +144,7 @@ def _port(value: Any) -> int:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 Share = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
 Alpha = Annotated[

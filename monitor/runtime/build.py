@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from monitor.api import Dependency, ServiceStatus
 from monitor.baseline import (
     RegistryWatch,
+    configure_mlflow_requests,
     initial_baseline,
     load_baseline,
     load_reference_sample,
@@ -78,6 +79,7 @@ class Runtime:
 
 def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     """``reactor=None``: the retrain reactor of the config (policy and launchers)."""
+    configure_mlflow_requests(config.mlflow.request_timeout, config.mlflow.max_retries)
     store = Store(config.state.url)
     registry = CollectorRegistry()
     metrics = Metrics(registry)

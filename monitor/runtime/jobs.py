@@ -34,6 +34,7 @@ from kafka.errors import IllegalStateError
 from monitor.ingest import Consumer, broker_reachable
 from monitor.metrics import Metrics
 from monitor.react import FINISHED_RUN_STATUSES, RetrainReactor
+from monitor.stream.poison import transient
 
 if TYPE_CHECKING:  # only for annotations: build imports this module's caller
     from monitor.runtime.build import Runtime
@@ -69,8 +70,13 @@ class Jobs:
                 work()
             except Exception as exc:
                 self.metrics.count_job_error(name)
-                log.exception("job %s failed (%s: %s); it runs again at its next time",
-                              name, type(exc).__name__, exc)
+                if transient(exc):  # an outage: one line per run, /readyz tells the rest
+                    reason = " ".join(str(exc).split())[:300]
+                    log.warning("job %s failed (%s: %s); it runs again at its next time",
+                                name, type(exc).__name__, reason)
+                else:
+                    log.exception("job %s failed (%s: %s); it runs again at its next time",
+                                  name, type(exc).__name__, exc)
             finally:
                 with self._running:
                     self._in_flight -= 1
@@ -154,7 +160,9 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
 
     def refresh_lag() -> None:
         if loop.consumer is not None:
-            metrics.set_lags(processed_lag(loop.consumer, service.partitions.processed))
+            processed = dict(service.partitions.processed)
+            metrics.set_offsets(processed)
+            metrics.set_lags(processed_lag(loop.consumer, processed))
 
     def refresh_pending() -> None:
         for model, counts in runtime.store.pending_counts().items():

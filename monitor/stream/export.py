@@ -29,6 +29,10 @@ class Reactor(Protocol):
 
 
 def export(persisted: Persisted, metrics: Metrics, reactor: Reactor | None) -> None:
+    for (model, version, kind), n in persisted.events.items():
+        metrics.count_events(model, version, kind, n)  # type: ignore[arg-type]
+    for reason, n in persisted.invalid.items():
+        metrics.count_invalid(reason, n)
     for out in persisted.outputs:
         metrics.observe_window(out.model, out.version, out.result)
         log.info("window %s/%s %s: %d rows, dataset drift %s (share %.2f)",

@@ -22,6 +22,7 @@ the TTL runs in event time, so a replay of old data joins as it did live
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,10 @@ class Persisted:
     performance: list[PerformanceOutput]
     joined: dict[str, int]  # pairs joined per model
     positions: dict[TopicPartitionKey, int]
+    # events and dead letters this persist covers: counted only once stored, so a step
+    # that fails and is read again counts nothing twice
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -88,6 +93,9 @@ class Persister:
         self.event_time_ms: dict[str, int] = {}
         # streams that retired: their checkpoints are deleted by the next write
         self.retired: list[tuple[str, str, int]] = []
+        # events per (model, version, kind) and dead letters per reason since the last write
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.invalid: Counter[str] = Counter()
 
     @property
     def outputs(self) -> list[WindowOutput]:
@@ -112,6 +120,7 @@ class Persister:
     def discard(self) -> None:
         """Forget what was not persisted (a rewind reloads it from the stream)."""
         self.buffers = _Buffers()
+        self.counts, self.invalid = Counter(), Counter()
 
     def due(self, interval_seconds: float, force: bool, positions_moved: bool) -> bool:
         since = self.clock() - self.last_persist
@@ -158,7 +167,9 @@ class Persister:
         self.buffers = _Buffers()
         self.retired = []
         self.last_persist = self.clock()
-        return Persisted(buffers.outputs, performance, joined, positions)
+        counts, invalid = self.counts, self.invalid
+        self.counts, self.invalid = Counter(), Counter()
+        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid)
 
     def expire(self, metrics: Metrics) -> None:
         """Drop unjoined label-join rows past their TTL, each model on its own event-time

@@ -145,13 +145,13 @@ class Service:
                     for label in labels:
                         self._on_label(label)
                     for model, n in Counter(label.model for label in labels).items():
-                        self.metrics.count_events(model, "", "label", n)
+                        self.persister.counts[(model, "", "label")] += n
                     stats.labels += len(labels)
                 else:
                     batch = self.reader.predictions(key, records, handled)
                     for (model, version), run in runs_of(batch):
                         self._on_predictions(model, version, key[1], run)
-                        self.metrics.count_events(model, version, "prediction", len(run))
+                        self.persister.counts[(model, version, "prediction")] += len(run)
                         stats.predictions += len(run)
                 self.partitions.advance(key, records[-1].offset + 1)
             for evicted in self.decoder.joiner.take_evicted():
@@ -159,7 +159,7 @@ class Service:
                 assert self.dead_letters is not None
                 self.dead_letters.write(evicted.record, f"{evicted.reason}: {evicted.message}")
             for reason, n in self.reader.take_invalid().items():
-                self.metrics.count_invalid(reason, n)
+                self.persister.invalid[reason] += n
                 stats.invalid += n
             if self.clock() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
                 self.housekeep()

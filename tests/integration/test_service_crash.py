@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from monitor.baseline import Baseline
@@ -170,6 +171,9 @@ def test_sigterm_finishes_persists_commits_and_exits_0(
                           # persist only when a window closes or at the end: what SIGTERM
                           # persists is then visible
                           kafka={"commit_interval_seconds": 3600})
+    data = yaml.safe_load(config.read_text())
+    data["jobs"] = {"metrics_interval": "0.2s"}
+    config.write_text(yaml.safe_dump(data))
     service = start_service(config, "driftloop-a")
     send_predictions(tansu, topics.predictions, frame.iloc[:3000])
     poll(lambda: stored(state_url, topics)[0] == 3000, 60, "three windows persisted",
@@ -177,8 +181,9 @@ def test_sigterm_finishes_persists_commits_and_exits_0(
     # then 500 rows of an open window: consumed, and saved by no persist (windows
     # persist when they close, the commit interval is an hour)
     send_predictions(tansu, topics.predictions, frame.iloc[3000:3500])
-    poll(lambda: counted(service, "prediction") == 3500, 60, "every row consumed",
-         service.proc, interval=0.02)
+    # (events are counted when persisted: the consumer's offset tells they were read)
+    poll(lambda: service.metric("driftloop_consumer_offset", topic=topics.predictions) == 3500,
+         60, "every row read", service.proc, interval=0.05)
     assert stored(state_url, topics)[0] == 3000
     assert service.stop() == 0
     predictions_done, _ = stored(state_url, topics)

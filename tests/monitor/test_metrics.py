@@ -92,6 +92,7 @@ def _fill(metrics: Metrics) -> None:
     metrics.count_dead_letters(2)
     metrics.count_late("carloan", 1)
     metrics.set_lag("predictions", 0, 12)
+    metrics.set_offsets({("predictions", 0): 4242})
     metrics.set_join_pending("carloan", 5, 1)
     metrics.count_joined("carloan", 4)
     metrics.count_expired("carloan", 1, 2)

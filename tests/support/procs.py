@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ import httpx
 __all__ = [
     "Managed",
     "free_port",
+    "postgres_workdir",
     "start_alertmanager",
     "start_mlflow",
+    "start_postgres",
     "start_prometheus",
     "start_tansu",
     "tansu_binary",
@@ -153,8 +156,10 @@ def start_tansu(workdir: Path, port: int | None = None) -> Managed:
     return proc
 
 
-def start_mlflow(workdir: Path, backend_uri: str | None = None) -> Managed:
-    port = free_port()
+def start_mlflow(workdir: Path, backend_uri: str | None = None,
+                 port: int | None = None) -> Managed:
+    """``mlflow server`` on a free port (or ``port``, to restart on the same data)."""
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     env = dict(os.environ)
@@ -169,7 +174,7 @@ def start_mlflow(workdir: Path, backend_uri: str | None = None) -> Managed:
         [mlflow_bin, "server", "--backend-store-uri", backend,
          "--artifacts-destination", str(workdir / "mlartifacts"),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        workdir / "mlflow.log",
+        workdir / f"mlflow-{port}.log",
         port,
         env=env,
         cwd=workdir,
@@ -239,9 +244,19 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
+def postgres_workdir() -> Path:
+    """A folder the postgres user can reach (pytest's are private to root); the caller
+    removes it."""
+    path = Path(tempfile.mkdtemp(prefix="driftloop-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres")
+    return path
+
+
 def start_postgres(workdir: Path, port: int | None = None) -> Managed:
     """A PostgreSQL server of its own (trust auth, user postgres) on a free port, for tests
-    that stop and restart the database; pass ``port`` to restart on the same data."""
+    that stop and restart the database; pass ``port`` to restart on the same data.
+    ``workdir`` must be reachable by the postgres user: see :func:`postgres_workdir`."""
     data = workdir / "pgdata"
     if not (data / "PG_VERSION").exists():
         workdir.mkdir(parents=True, exist_ok=True)
