@@ -91,8 +91,8 @@ def test_two_replicas_count_every_event_once_across_sigterm_and_kill_9(
         left = stored_offsets(postgres_url, topics.group, topics.predictions)
         send(producer, topics.predictions, rows.iloc[2 * quarter:3 * quarter], 2 * quarter)
         # the other replica takes every partition over, the stopped one's included
-        poll(lambda: all(stored_offsets(postgres_url, topics.group, topics.predictions)[p]
-                         > left.get(p, 0) for p in range(PARTITIONS)), 90,
+        poll(lambda: all(stored_offsets(postgres_url, topics.group, topics.predictions)
+                         .get(p, 0) > left.get(p, 0) for p in range(PARTITIONS)), 90,
              "the other replica taking every partition over", b.proc)
         send(producer, topics.predictions, rows.iloc[3 * quarter:], 3 * quarter)
         before = sum(stored_offsets(postgres_url, topics.group, topics.predictions).values())

@@ -64,6 +64,11 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# every Managed started and not yet seen stopped: tests/conftest.py stops, by PID, the
+# ones a test started and left running (a failed assertion between start and stop)
+STARTED: list[Managed] = []
+
+
 @dataclass
 class Managed:
     """A child process in its own process group, stopped by its PID."""
@@ -88,6 +93,7 @@ class Managed:
             start_new_session=True,
         )
         log.close()
+        STARTED.append(self)
         return self
 
     @property
