@@ -69,6 +69,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "Canary decisions (promote, rollback)."),
     _spec("driftloop_consumer_lag", "gauge", "topic partition",
           "Records behind the end of the partition."),
+    _spec("driftloop_consumer_offset", "gauge", "topic partition",
+          "Next offset to handle per partition (what the service has read; with the lag, "
+          "where it stands)."),
     _spec("driftloop_window_evaluation_seconds", "histogram", "model",
           "Time to evaluate a closed window."),
     # additions
@@ -161,6 +164,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, build_version: str = "unknown") -> None:
         self.registry = registry
+        self._by_name: dict[str, Counter | Gauge] = {}
         self.events = self._counter("driftloop_events_total")
         self.events_invalid = self._counter("driftloop_events_invalid_total")
         self.windows = self._counter("driftloop_windows_total")
@@ -175,6 +179,7 @@ class Metrics:
         self.canary_status = self._gauge("driftloop_canary_status")
         self.canary_decisions = self._counter("driftloop_canary_decisions_total")
         self.consumer_lag = self._gauge("driftloop_consumer_lag")
+        self.consumer_offset = self._gauge("driftloop_consumer_offset")
         spec = _SPECS["driftloop_window_evaluation_seconds"]
         self.window_evaluation_seconds = Histogram(
             spec.name, spec.help, spec.labels, registry=registry, buckets=_EVALUATION_BUCKETS
@@ -203,11 +208,15 @@ class Metrics:
 
     def _counter(self, name: str) -> Counter:
         spec = _SPECS[name]
-        return Counter(spec.name, spec.help, spec.labels, registry=self.registry)
+        metric = Counter(spec.name, spec.help, spec.labels, registry=self.registry)
+        self._by_name[name] = metric
+        return metric
 
     def _gauge(self, name: str) -> Gauge:
         spec = _SPECS[name]
-        return Gauge(spec.name, spec.help, spec.labels, registry=self.registry)
+        metric = Gauge(spec.name, spec.help, spec.labels, registry=self.registry)
+        self._by_name[name] = metric
+        return metric
 
     # -- per window ---------------------------------------------------------------
     def observe_window(self, model: str, version: str, result: Mapping[str, Any]) -> None:
@@ -304,11 +313,31 @@ class Metrics:
         for (topic, partition), lag in lags.items():
             self.set_lag(topic, partition, lag)
 
+    def set_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The next offset to handle per (topic, partition) this process consumes."""
+        for (topic, partition), offset in offsets.items():
+            self.consumer_offset.labels(topic, str(partition)).set(offset)
+
     def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop the lag series of partitions revoked in a rebalance (another replica owns them)."""
         for topic, partition in partitions:
-            with contextlib.suppress(KeyError):
-                self.consumer_lag.remove(topic, str(partition))
+            for gauge in (self.consumer_lag, self.consumer_offset):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(topic, str(partition))
+
+    def forget_version(self, model: str, version: str) -> None:
+        """Drop every series of a version that retired: series stay bounded however many
+        versions a model goes through."""
+        for spec in METRICS:
+            if not {"model", "version"} <= set(spec.labels) or spec.type == "histogram":
+                continue
+            metric = self._by_name[spec.name]
+            for family in metric.collect():
+                for sample in family.samples:
+                    labels = sample.labels
+                    if labels.get("model") == model and labels.get("version") == version:
+                        with contextlib.suppress(KeyError):
+                            metric.remove(*(labels[name] for name in spec.labels))
 
     def set_join_pending(self, model: str, predictions: int, labels: int) -> None:
         self.join_pending.labels(model, "prediction").set(predictions)

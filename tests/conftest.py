@@ -27,10 +27,23 @@ from psycopg import sql
 
 from monitor.cli.examples import ExampleFiles, generate, write_example
 from monitor.tables import read_table
+from tests.support import procs
 from tests.support.procs import start_mlflow, start_tansu
 from tests.support.service import SEED, WINDOW_ROWS, StreamData
 
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+
+
+@pytest.fixture(autouse=True)
+def stop_what_the_test_left_running() -> Iterator[None]:
+    """Processes a test started and did not stop (an assertion failed in between) are
+    stopped by their PIDs when it ends; session processes started earlier are left."""
+    before = len(procs.STARTED)
+    yield
+    for proc in procs.STARTED[before:]:
+        if proc.alive():
+            proc.kill()
+    del procs.STARTED[before:]
 
 
 @pytest.fixture

@@ -127,6 +127,9 @@ class PerformanceView(_Documented):
     """The allowed drop actually used (calibrated for labeled_rows when auto)."""
     status: str = "ok"
     """ok, degraded, or inconclusive (fewer than drift.min_rows labels, or undefined)."""
+    window: int | None = None
+    """Streams: the number of the performance window (performance.window_rows joined
+    pairs each) of this model version."""
 
 
 class WindowResult(_Documented):

@@ -15,6 +15,7 @@ from monitor.baseline.build import build_baseline, reference_sample
 from monitor.baseline.loader import (
     ARTIFACT_PATH,
     SAMPLE_ARTIFACT_PATH,
+    configure_mlflow_requests,
     load_baseline,
     load_reference_sample,
     log_baseline,
@@ -37,6 +38,7 @@ __all__ = [
     "RegistryWatch",
     "Task",
     "build_baseline",
+    "configure_mlflow_requests",
     "initial_baseline",
     "load_baseline",
     "load_reference_sample",

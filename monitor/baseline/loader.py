@@ -15,6 +15,7 @@ in the run, ``<name>.reference.parquet`` next to a ``<name>.json`` file.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from monitor.errors import BaselineError, InputError
 __all__ = [
     "ARTIFACT_PATH",
     "SAMPLE_ARTIFACT_PATH",
+    "configure_mlflow_requests",
     "load_baseline",
     "load_reference_sample",
     "log_baseline",
@@ -36,6 +38,14 @@ __all__ = [
 
 ARTIFACT_PATH = "driftloop/baseline.json"
 SAMPLE_ARTIFACT_PATH = "driftloop/reference.parquet"
+
+
+def configure_mlflow_requests(timeout_seconds: float, max_retries: int) -> None:
+    """How MLflow's HTTP client waits and retries, for every MLflow call of this process
+    (``mlflow.request_timeout`` and ``mlflow.max_retries``). MLflow reads these variables
+    at each request; values the operator set in the environment win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(timeout_seconds))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
 
 
 def sample_path_for(baseline_path: str | Path) -> Path:

@@ -50,6 +50,12 @@ class WindowConfig(Section):
     counted as late."""
     buffer_rows: PositiveInt = 2048
     """Raw rows buffered per open window before they are folded into its bounded summary."""
+    idle_timeout: PositiveDuration | None = None
+    """Event-time windows of a stream without events this long (processing time) close as if
+    event time had moved on with the clock; null: duration plus allowed_lateness."""
+    retire_after: PositiveDuration = 86400.0
+    """A stream (model, version, partition) without events this long closes its open window,
+    which is evaluated as it stands, and is forgotten (its checkpoint deleted)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> WindowConfig:
@@ -126,6 +132,9 @@ class PerformanceConfig(Section):
     deviations over reference windows of window_rows."""
     window_rows: PositiveInt = 5000
     """Joined (prediction, label) pairs per performance window."""
+    max_pending_labels: PositiveInt = 1_000_000
+    """Rows waiting for their partner (predictions and labels each) kept per model; the oldest
+    beyond it are dropped and counted as expired."""
     label_ttl: Duration = 30 * 86400.0
     """How long (in event time) a prediction waits for its label, and a label for its
     prediction."""
@@ -195,5 +204,8 @@ class ModelConfig(Section):
     """When and how to retrain."""
     canary: CanaryConfig | None = None
     """Judging a challenger version against the champion; null: no canary."""
+    max_versions: PositiveInt = 20
+    """Versions of this model monitored at once; events of a further version are dead
+    letters (too_many_versions) until one retires (window.retire_after)."""
 
 

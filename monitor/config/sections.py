@@ -16,6 +16,8 @@ from monitor.config.base import Section
 from monitor.config.model import ModelConfig
 from monitor.config.values import (
     Duration,
+    EventTime,
+    NonNegativeInt,
     Origin,
     Port,
     PositiveDuration,
@@ -66,8 +68,18 @@ class KafkaConfig(Section):
     commit_interval_seconds: Duration = 5.0
     """How often open windows are checkpointed and offsets stored when no window closes."""
     endpoint_versions: dict[str, str] = Field(default_factory=dict)
-    """KServe ce_endpoint (default, canary) -> model version, for KServe logs that carry no
-    version."""
+    """KServe ce_endpoint (default, canary) -> model version. Without an entry the version is
+    the OIP body's model_version, else the endpoint's name."""
+    max_future_skew: Duration = 3600.0
+    """Event times more than this ahead of the record's broker time are dead letters
+    (bad_timestamp): one far-future event would close every open window."""
+    min_event_time: EventTime = "2000-01-01T00:00:00Z"
+    """Event times before this (RFC 3339) are dead letters (bad_timestamp)."""
+    max_rows_per_record: PositiveInt = 10_000
+    """Rows one record may carry (a KServe batch); more is a dead letter (too_many_rows)."""
+    max_persist_attempts: PositiveInt = 3
+    """A record whose results fail to store this many times, each after reloading the stored
+    state, is dead-lettered as poison and the stream moves past it."""
 
 
 class StateConfig(Section):
@@ -86,6 +98,11 @@ class MlflowConfig(Section):
     """How often registry aliases are polled (baselines that follow an alias, new versions)."""
     webhook_secret_env: str | None = None
     """Environment variable holding the HMAC secret of MLflow registry webhooks."""
+    request_timeout: PositiveDuration = 10.0
+    """Timeout of one request to MLflow (MLflow's own default is 120 s)."""
+    max_retries: NonNegativeInt = 1
+    """Retries of a failed request to MLflow (its own default retries for minutes, which
+    would hide an outage from /readyz and hold a scheduled job)."""
 
 
 class ServerConfig(Section):

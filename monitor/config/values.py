@@ -7,6 +7,7 @@ lines read ``config <key>: got <value>, expected <what>``.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -18,13 +19,16 @@ __all__ = [
     "AutoOrPositive",
     "ConfigError",
     "Duration",
+    "EventTime",
     "NonNegative",
+    "NonNegativeInt",
     "Origin",
     "Port",
     "PositiveDuration",
     "PositiveInt",
     "Share",
     "YamlLoader",
+    "event_time_ms",
     "parse_duration",
 ]
 
@@ -95,6 +99,14 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+def _non_negative_int(value: Any) -> int:
+    expected = "expected an integer of 0 or more"
+    number = _number(value, expected)
+    if number != number or number < 0 or number != int(number):
+        raise ValueError(expected)
+    return int(number)
+
+
 def _checked_text(ok: Any, expected: str) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not ok(value):
@@ -102,6 +114,23 @@ def _checked_text(ok: Any, expected: str) -> Any:
         return value
 
     return check
+
+
+def _event_time(value: Any) -> str:
+    """An RFC 3339 time with a UTC offset, kept as written (``event_time_ms`` reads it)."""
+    expected = "expected an RFC 3339 time with a UTC offset, like 2000-01-01T00:00:00Z"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(expected) from None
+    if moment.tzinfo is None:
+        raise ValueError(expected)
+    return str(value)
+
+
+def event_time_ms(value: str) -> int:
+    """Epoch milliseconds of a validated ``EventTime``."""
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
 
 
 def _port(value: Any) -> int:
@@ -115,6 +144,7 @@ def _port(value: Any) -> int:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 Share = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
 Alpha = Annotated[
@@ -126,6 +156,7 @@ Port = Annotated[int, BeforeValidator(_port)]
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 Origin = Annotated[str, BeforeValidator(_checked_text(
     _ORIGIN.fullmatch, "expected an origin: http(s)://host[:port], no path"))]
+EventTime = Annotated[str, BeforeValidator(_event_time)]
 # one message for the union: pydantic would report each member separately
 AutoOrPositive = Annotated[
     Literal["auto"] | float,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -61,6 +62,14 @@ LAUNCHING, RETRYING, RUNNING = "launching", "retrying", "running"
 FINISHED_RUN_STATUSES = frozenset({"succeeded", "failed", "unknown"})
 
 
+def _performance_evidence(version: str, result: Mapping[str, Any]) -> WindowEvidence:
+    """One performance window: only the performance signal is measured there."""
+    window = result.get("window", result.get("index"))
+    identity = f"{version}:performance:{window if window is not None else uuid.uuid4().hex}"
+    evidence = WindowEvidence.from_result({"version": version, "performance": dict(result)})
+    return replace(evidence, window_id=identity)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -89,6 +98,11 @@ class RetrainReactor:
         self.retry_max_seconds = retry_max_seconds
         self.max_launch_attempts = max_launch_attempts
         self.policies = {name: policy_for(m) for name, m in config.models.items()}
+        # evidence from the consumer thread, decided on by the retrain job; a crash loses
+        # nothing: catch_up feeds the stored windows again (seen ones are skipped)
+        self._queue: deque[tuple[str, Evidence]] = deque(maxlen=100_000)
+        # set by the scheduler: run the retrain job now rather than at its next interval
+        self.wake: Callable[[], None] = lambda: None
         self._lock = threading.RLock()
 
     @classmethod
@@ -97,15 +111,24 @@ class RetrainReactor:
 
     # -- evidence in --------------------------------------------------------------
     def on_windows(self, outputs: list[WindowOutput]) -> None:
+        """Called on the consumer thread: queue only; the retrain job decides and launches
+        (a launcher's retries must never hold the consumer past max_poll_interval_ms)."""
         for out in outputs:
-            self._guarded(out.model, self._window_evidence(out.result))
+            self._queue.append((out.model, self._window_evidence(out.result)))
+        self.wake()
 
     def on_performance(self, model: str, version: str, result: Mapping[str, Any]) -> None:
-        # one performance window: only the performance signal is measured here
-        window = result.get("window", result.get("index"))
-        identity = f"{version}:performance:{window if window is not None else uuid.uuid4().hex}"
-        evidence = WindowEvidence.from_result({"version": version, "performance": dict(result)})
-        self._guarded(model, replace(evidence, window_id=identity))
+        self._queue.append((model, _performance_evidence(version, result)))
+        self.wake()
+
+    def drain(self) -> int:
+        """Decide on the queued evidence (the retrain job); returns how much there was."""
+        handled = 0
+        while self._queue:
+            model, evidence = self._queue.popleft()
+            self._guarded(model, evidence)
+            handled += 1
+        return handled
 
     def on_alert(self, trigger: AlertTrigger) -> Outcome:
         return self.handle(trigger.model, trigger.evidence)
@@ -121,6 +144,10 @@ class RetrainReactor:
         for model in self.config.models:
             for result in reversed(self.store.windows(model, limit=windows_per_model)):
                 self._guarded(model, self._window_evidence(result))
+                performance = result.get("performance")
+                if performance and performance.get("window") is not None:
+                    self._guarded(model, _performance_evidence(str(result.get("version")),
+                                                               performance))
 
     # -- the steps ----------------------------------------------------------------
     def handle(self, model: str, evidence: Evidence) -> Outcome:
@@ -216,7 +243,9 @@ class RetrainReactor:
 
     # -- the scheduled job (monitor.runtime.jobs) ----------------------------------
     def tick(self) -> None:
-        """Retry due launches, poll running runs, close runs that finished."""
+        """Decide on queued evidence, retry due launches, poll running runs, close runs
+        that finished."""
+        self.drain()
         for model in self.config.models:
             try:
                 with self._lock:

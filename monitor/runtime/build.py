@@ -19,12 +19,14 @@ from sqlalchemy.engine import make_url
 from monitor.api import Dependency, ServiceStatus
 from monitor.baseline import (
     RegistryWatch,
+    configure_mlflow_requests,
     initial_baseline,
     load_baseline,
     load_reference_sample,
     watch_for,
 )
 from monitor.config import Config
+from monitor.config.values import event_time_ms
 from monitor.evaluate import ReportFiles
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
@@ -77,6 +79,7 @@ class Runtime:
 
 def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     """``reactor=None``: the retrain reactor of the config (policy and launchers)."""
+    configure_mlflow_requests(config.mlflow.request_timeout, config.mlflow.max_retries)
     store = Store(config.state.url)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -96,6 +99,9 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
         if model in pipelines else None,
         endpoint_version=lambda model, endpoint: config.kafka.endpoint_versions.get(endpoint),
         known_models=lambda model: model in pipelines,
+        max_future_skew_seconds=config.kafka.max_future_skew,
+        min_event_time_ms=event_time_ms(config.kafka.min_event_time),
+        max_rows_per_record=config.kafka.max_rows_per_record,
     )
     reports = writer = rows = None
     if config.reports.enabled:

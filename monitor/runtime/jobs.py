@@ -22,8 +22,9 @@ running jobs, so SIGTERM leaves none half-done.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,6 +34,7 @@ from kafka.errors import IllegalStateError
 from monitor.ingest import Consumer, broker_reachable
 from monitor.metrics import Metrics
 from monitor.react import FINISHED_RUN_STATUSES, RetrainReactor
+from monitor.stream.poison import transient
 
 if TYPE_CHECKING:  # only for annotations: build imports this module's caller
     from monitor.runtime.build import Runtime
@@ -47,6 +49,8 @@ class Jobs:
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._running = threading.Condition()
+        self._in_flight = 0
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -60,14 +64,32 @@ class Jobs:
 
     def _guarded(self, name: str, work: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
+            with self._running:
+                self._in_flight += 1
             try:
                 work()
             except Exception as exc:
                 self.metrics.count_job_error(name)
-                log.exception("job %s failed (%s: %s); it runs again at its next time",
-                              name, type(exc).__name__, exc)
+                if transient(exc):  # an outage: one line per run, /readyz tells the rest
+                    reason = " ".join(str(exc).split())[:300]
+                    log.warning("job %s failed (%s: %s); it runs again at its next time",
+                                name, type(exc).__name__, reason)
+                else:
+                    log.exception("job %s failed (%s: %s); it runs again at its next time",
+                                  name, type(exc).__name__, exc)
+            finally:
+                with self._running:
+                    self._in_flight -= 1
+                    self._running.notify_all()
 
         return run
+
+    def run_soon(self, name: str) -> None:
+        """Move job ``name``'s next run to now (a job coalesces, so a burst of calls runs
+        it once more, never twice at the same time); a stopped scheduler ignores it."""
+        job = self.scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     @property
     def names(self) -> list[str]:
@@ -76,9 +98,18 @@ class Jobs:
     def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_seconds: float = 10.0) -> bool:
+        """No new runs; wait up to ``timeout_seconds`` for running jobs. A job still
+        running then (a launcher hanging on its target) is left behind: its run is
+        recorded before the launch, so the next start retries it. True when none was."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
+        with self._running:
+            finished = self._running.wait_for(lambda: self._in_flight == 0, timeout_seconds)
+        if not finished:
+            log.warning("%d job(s) still running after %.0fs; leaving them", self._in_flight,
+                        timeout_seconds)
+        return finished
 
 
 def processed_lag(consumer: Consumer,
@@ -129,7 +160,9 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
 
     def refresh_lag() -> None:
         if loop.consumer is not None:
-            metrics.set_lags(processed_lag(loop.consumer, service.partitions.processed))
+            processed = dict(service.partitions.processed)
+            metrics.set_offsets(processed)
+            metrics.set_lags(processed_lag(loop.consumer, processed))
 
     def refresh_pending() -> None:
         for model, counts in runtime.store.pending_counts().items():
@@ -141,6 +174,8 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     jobs.add("label-join-gauges", every.label_expiry_interval, refresh_pending)
     if isinstance(runtime.reactor, RetrainReactor):
         jobs.add("retrain", every.retrain_interval, runtime.reactor.tick)
+        # evidence queued by the consumer thread is decided at once, on the job's thread
+        runtime.reactor.wake = lambda: jobs.run_soon("retrain")
     jobs.add("retrain-run-prune", every.run_pruning_interval, lambda: prune_runs(runtime))
     if runtime.watch is not None:
         jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)

@@ -57,6 +57,8 @@ def _serve_http(runtime: Runtime) -> uvicorn.Server:
 def run(config_path: str | Path) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per job run is noise; driftloop.jobs logs failures with the job's name
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     config = load_config(config_path)
     mask_secrets_in_logs(known_secrets(config))
     token = read_secret(config.server.auth_token_env)

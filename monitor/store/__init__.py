@@ -5,6 +5,7 @@
 - :mod:`~monitor.store.join`: label-join state (pending predictions and labels);
 - :mod:`~monitor.store.actions`: trigger state, retrain runs, alerts, canary state,
   the decision log;
+- :mod:`~monitor.store.ownership`: partition owners and their fencing epochs;
 - :mod:`~monitor.store.schema` / :mod:`~monitor.store.migrations`: tables and their
   versioned migrations; :mod:`~monitor.store.engine`: SQLite/PostgreSQL engines and
   the helpers the operation groups share.
@@ -23,6 +24,7 @@ from monitor.store.database import Checkpoint, Store, Transaction
 from monitor.store.engine import StoreError
 from monitor.store.join import JoinCounts, JoinedPair, PendingLabel, PendingPrediction
 from monitor.store.migrations import SchemaError
+from monitor.store.ownership import StaleOwnership
 
 __all__ = [
     "AlertRecord",
@@ -35,6 +37,7 @@ __all__ = [
     "PendingPrediction",
     "RetrainRun",
     "SchemaError",
+    "StaleOwnership",
     "Store",
     "StoreError",
     "Transaction",

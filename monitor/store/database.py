@@ -43,6 +43,7 @@ from monitor.store.actions import (
 from monitor.store.engine import StoreError, create_store_engine, dumps_json, to_ms, upsert
 from monitor.store.join import JoinOps
 from monitor.store.migrations import MIGRATIONS, Migration, migrate
+from monitor.store.ownership import OwnershipOps
 
 __all__ = ["Checkpoint", "Store", "Transaction"]
 
@@ -65,7 +66,7 @@ class Checkpoint:
     updated_at_ms: int
 
 
-class _Ops(JoinOps, TriggerOps):
+class _Ops(JoinOps, TriggerOps, OwnershipOps):
     """Window results, checkpoints and offsets; the join and trigger groups are mixed in."""
 
     # -- window results -----------------------------------------------------------

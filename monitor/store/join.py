@@ -144,13 +144,18 @@ class JoinOps(StoreOps):
         return len(values)
 
     def join(
-        self, keys: Iterable[tuple[str, str]] | None = None, *, now_ms: int | None = None
+        self,
+        keys: Iterable[tuple[str, str]] | None = None,
+        *,
+        now_ms: int | None = None,
+        now_by_model: Mapping[str, int] | None = None,
     ) -> list[JoinedPair]:
         """Match pending predictions with pending labels, remove the matches, return them.
 
         ``keys``: only these (model, request_id) pairs are looked at, typically the
         rows just added (only they can have found a partner); None joins everything.
-        ``now_ms``: a side already expired at this time does not join.
+        ``now_ms``: a side already expired at this time does not join; ``now_by_model``
+        gives each model its own clock (models replay or backfill at their own pace).
         Pairs come ordered by (model, prediction time, request_id).
         """
         p, lab = schema.pending_predictions, schema.pending_labels
@@ -173,8 +178,9 @@ class JoinOps(StoreOps):
                 pairs.extend(JoinedPair(*row) for row in conn.execute(query).all())
             else:
                 for model, ids in _by_model(keys).items():
+                    now = now_by_model.get(model, now_ms) if now_by_model else now_ms
                     for chunk in chunks(ids, _KEYS_PER_STATEMENT):
-                        pairs.extend(_join_chunk(conn, model, chunk, now_ms))
+                        pairs.extend(_join_chunk(conn, model, chunk, now))
             matched = _by_model((pair.model, pair.request_id) for pair in pairs)
             for table in (p, lab):
                 for model, ids in matched.items():
@@ -187,23 +193,47 @@ class JoinOps(StoreOps):
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         return pairs
 
-    def expire(self, now_ms: int) -> dict[str, JoinCounts]:
-        """Drop pending rows whose expiry is at or before ``now_ms``; counts per model."""
+    def expire(self, now_by_model: Mapping[str, int]) -> dict[str, JoinCounts]:
+        """Drop each model's pending rows whose expiry is at or before that model's clock
+        (event time: one model's clock never expires another's rows); counts per model."""
         counted: dict[str, dict[str, int]] = {}
         with self._conn() as conn:
             for kind, table in (
                 ("predictions", schema.pending_predictions),
                 ("labels", schema.pending_labels),
             ):
-                expired = table.c.expires_at_ms <= now_ms
-                rows = conn.execute(
-                    select(table.c.model, func.count()).where(expired).group_by(table.c.model)
-                ).all()
-                for model, n in rows:
-                    counted.setdefault(model, {})[kind] = int(n)
-                if rows:
-                    conn.execute(delete(table).where(expired))
+                for model, now_ms in sorted(now_by_model.items()):
+                    expired = (table.c.model == model) & (table.c.expires_at_ms <= now_ms)
+                    n = conn.execute(delete(table).where(expired)).rowcount
+                    if n:
+                        counted.setdefault(model, {})[kind] = int(n)
         return {model: JoinCounts(**kinds) for model, kinds in sorted(counted.items())}
+
+    def cap_pending(self, model: str, max_rows: int) -> JoinCounts:
+        """Keep at most ``max_rows`` pending predictions and labels of ``model``, dropping the
+        oldest (by event time) first; returns how many were dropped."""
+        dropped: dict[str, int] = {}
+        with self._conn() as conn:
+            for kind, table in (
+                ("predictions", schema.pending_predictions),
+                ("labels", schema.pending_labels),
+            ):
+                n = int(conn.execute(select(func.count()).where(table.c.model == model))
+                        .scalar_one())
+                if n <= max_rows:
+                    continue
+                # the timestamp of the newest row beyond the cap, oldest first
+                cutoff = conn.execute(
+                    select(table.c.timestamp_ms, table.c.request_id)
+                    .where(table.c.model == model)
+                    .order_by(table.c.timestamp_ms, table.c.request_id)
+                    .offset(n - max_rows - 1).limit(1)).one()
+                older = (table.c.model == model) & (
+                    (table.c.timestamp_ms < cutoff.timestamp_ms)
+                    | ((table.c.timestamp_ms == cutoff.timestamp_ms)
+                       & (table.c.request_id <= cutoff.request_id)))
+                dropped[kind] = int(conn.execute(delete(table).where(older)).rowcount)
+        return JoinCounts(**dropped)
 
     def pending_counts(self) -> dict[str, JoinCounts]:
         """Rows waiting per model (for the ``driftloop_label_join_pending`` gauges)."""

@@ -40,9 +40,18 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+_V1_TABLES = ("windows", "checkpoints", "consumer_offsets", "pending_predictions",
+              "pending_labels", "trigger_state", "retrain_runs", "alerts", "canary_state",
+              "decisions")
+
+
 def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t.name != schema.SCHEMA_VERSION_TABLE]
+    tables = [t for t in schema.metadata.sorted_tables if t.name in _V1_TABLES]
     schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+
+
+def _v2_partition_owners(conn: Connection) -> None:
+    schema.partition_owners.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -52,6 +61,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "decisions",
         _v1_initial,
     ),
+    Migration(2, "partition owners and their fencing epochs", _v2_partition_owners),
 )
 
 

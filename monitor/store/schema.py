@@ -34,6 +34,7 @@ __all__ = [
     "consumer_offsets",
     "decisions",
     "metadata",
+    "partition_owners",
     "pending_labels",
     "pending_predictions",
     "retrain_runs",
@@ -195,4 +196,20 @@ decisions = Table(
     Column("kind", String(50), nullable=False),
     Column("sentence", Text, nullable=False),
     Index("ix_decisions_model_id", "model", "id"),
+)
+
+# Who owns each consumed partition, with a store-side fencing epoch: a member that
+# takes a partition bumps its epoch, and a write for a partition whose epoch moved on
+# is refused, so a member that lost a partition cannot overwrite the new owner's
+# checkpoint. (Kafka's group generation restarts with the group, e.g. after a broker
+# without durable storage restarts; this epoch never goes back.)
+partition_owners = Table(
+    "partition_owners",
+    metadata,
+    Column("group_id", String(200), primary_key=True),
+    Column("topic", String(250), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
 )

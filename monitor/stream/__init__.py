@@ -1,9 +1,16 @@
 """The consumer loop of ``driftloop serve``: records in, window results persisted, offsets out.
 
 - :mod:`~monitor.stream.service`: ``Service.step``, one pass of the loop (poll, decode,
-  windows, evaluate, persist, export, react, commit);
-- :mod:`~monitor.stream.recovery`: start-up, rebalances and rewinds (checkpoints back
-  into memory);
+  windows, evaluate, persist, export, react, commit), and partitions taken, handed over
+  and lost;
+- :mod:`~monitor.stream.records`: records of a partition -> events or dead letters;
+- :mod:`~monitor.stream.export`: what a persist stored -> metrics and the reactor;
+- :mod:`~monitor.stream.poison`: finding the record whose results cannot be stored;
+- :mod:`~monitor.stream.partitions`: per consumed partition, the processed mark, the
+  topic incarnation and the ownership epoch;
+- :mod:`~monitor.stream.persist`: the one transaction of a persist, and reading it back;
+- :mod:`~monitor.stream.consumer`: the consumer thread (connect, queued rebalances,
+  rewinds, the poison hunt, offsets committed to Kafka);
 - :mod:`~monitor.stream.pipeline`: ``ModelPipeline``, one model's baseline, windows and
   realized-performance windows;
 - :mod:`~monitor.stream.windows`: ``Stream``, count and event-time windows of one
@@ -20,10 +27,11 @@ May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 """
 
 from monitor.stream.columns import ColumnChunk, to_columns
+from monitor.stream.export import Reactor
 from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutput
 from monitor.stream.report_rows import ReportJob, ReportRows, WindowRows
 from monitor.stream.report_writer import ReportWriter, rows_frame
-from monitor.stream.service import Reactor, Service, StepStats
+from monitor.stream.service import Service, StepStats
 from monitor.stream.windows import ClosedWindow, OpenWindow, Stream
 
 __all__ = [

@@ -3,11 +3,14 @@
 :class:`ConsumerLoop` owns the Kafka clients and drives :meth:`Service.step`:
 
 1. connect (a broker that is down at start makes the service not ready, not a crash);
-2. subscribe with a rebalance listener that restores and revokes partitions;
+2. subscribe with a rebalance listener that only queues what happened; before each
+   poll the queued revocations, losses and assignments are applied (restore and
+   seek, persist and forget, forget without writing);
 3. between batches, apply baseline changes queued by the registry watch (a window
    boundary for every stream);
 4. step; a failed step (store or broker trouble half-way) rewinds to the stored
-   state and retries after a pause;
+   state and retries after a pause; a failure that may lie in the data starts a
+   poison hunt (:mod:`monitor.stream.poison`);
 5. replace a consumer whose group join never completes (seen after a broker restart);
 6. after a persist, commit its offsets to Kafka for lag tools (the store's are the
    truth); on stop, persist and commit everything (the SIGTERM path).
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +36,7 @@ from kafka.structs import OffsetAndMetadata
 from monitor.baseline import RegistryWatch
 from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetterWriter, make_consumer, make_producer
+from monitor.stream.poison import PoisonHunt, transient
 from monitor.stream.service import Service
 
 __all__ = ["CONNECT_TIMEOUT_MS", "STUCK_JOIN_SECONDS", "ConsumerLoop"]
@@ -50,18 +55,21 @@ def _log_commit_failure(_offsets: Any, response: Any) -> None:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, loop: ConsumerLoop) -> None:
-        self.loop = loop
+    """kafka-python calls these on its IO thread, the one that also sends heartbeats:
+    they only record what happened, and the consumer thread acts on it before its next
+    poll (a store transaction or a dead-letter flush here could cost the membership)."""
+
+    def __init__(self, events: queue.SimpleQueue[tuple[str, set[tuple[str, int]]]]) -> None:
+        self.events = events
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.loop.service.revoke((tp.topic, tp.partition) for tp in revoked)
+        self.events.put(("revoke", {(tp.topic, tp.partition) for tp in revoked}))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        seeks = self.loop.service.restore((tp.topic, tp.partition) for tp in assigned)
-        consumer = self.loop.consumer
-        assert consumer is not None
-        for (topic, partition), offset in seeks.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
+        self.events.put(("assign", {(tp.topic, tp.partition) for tp in assigned}))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.events.put(("lose", {(tp.topic, tp.partition) for tp in lost}))
 
 
 class ConsumerLoop:
@@ -77,6 +85,11 @@ class ConsumerLoop:
         self.producer: Any = None
         self.broker_ok = False  # ready only once the Kafka clients are connected
         self.last_error: str | None = "not connected to the broker yet"
+        self.rebalances: queue.SimpleQueue[tuple[str, set[tuple[str, int]]]] = \
+            queue.SimpleQueue()
+        self.hunt = PoisonHunt(config.kafka.max_persist_attempts)
+        self._orphans: set[tuple[str, int]] = set()
+        self._held: set[tuple[str, int]] = set()  # what a rewind restores
 
     def connect(self) -> bool:
         """Create the Kafka clients; False, and not ready, while no broker answers."""
@@ -116,23 +129,66 @@ class ConsumerLoop:
                 for change in self.watch.take():
                     self.service.swap_baseline(change.model, change.key, change.baseline)
             try:
-                stats = self.service.step()
+                self._apply_rebalances()
+                stats = self.service.step(**self.hunt.step_options())  # type: ignore[arg-type]
             except Exception as exc:  # stay up: report, back off, reload the stored state
                 log.warning("consumer step failed (%s: %s); reloading the stored state and "
                             "retrying", type(exc).__name__, exc)
-                self.stopping.wait(1.0)
+                self.hunt.failed(exc, self.service)
+                self.stopping.wait(1.0 if transient(exc) else 0.1)
+                if not needs_rewind:
+                    self._held = set(self.service.partitions.owned)
                 needs_rewind = True
                 continue
+            self.hunt.succeeded(self.service)
             if stats.persisted is not None:
                 self._commit(stats.persisted.positions, wait=False)
             now = time.monotonic()
             if now - last_check >= 5.0:
                 last_check = now
                 unassigned_since = self._check_join(now, unassigned_since)
+                self._adopt_orphans()
         if not needs_rewind:
             persisted = self.service.persist(force=True)
             if persisted is not None:
                 self._commit(persisted.positions, wait=True)
+
+    def _adopt_orphans(self) -> None:
+        """Partitions Kafka assigns to this member that it does not hold (dropped when
+        another member's claim fenced a write) are taken again once they stay orphaned
+        for two checks: by then any revocation would have arrived."""
+        assert self.consumer is not None
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        orphans = assigned - self.service.partitions.owned
+        again = orphans & self._orphans
+        self._orphans = orphans - again
+        if again and self.rebalances.empty():
+            log.warning("taking back assigned partitions this member had dropped: %s",
+                        ", ".join(f"{t}[{p}]" for t, p in sorted(again)))
+            for (topic, partition), offset in self.service.restore(again).items():
+                self.consumer.seek(TopicPartition(topic, partition), offset)
+
+    def _apply_rebalances(self) -> None:
+        """What the rebalance listener recorded, in order, before the next poll."""
+        consumer = self.consumer
+        assert consumer is not None
+        while True:
+            try:
+                kind, partitions = self.rebalances.get_nowait()
+            except queue.Empty:
+                return
+            log.info("partitions %s: %s", {"revoke": "revoked", "lose": "lost",
+                                           "assign": "assigned"}[kind],
+                     ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "none")
+            if kind == "revoke":
+                self.service.revoke(partitions)
+            elif kind == "lose":
+                self.service.lose(partitions)
+            else:
+                assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+                seeks = self.service.restore(partitions & assigned)
+                for (topic, partition), offset in seeks.items():
+                    consumer.seek(TopicPartition(topic, partition), offset)
 
     def _commit(self, positions: Mapping[tuple[str, int], int], *, wait: bool) -> None:
         """Kafka's copy of the stored offsets, for lag tools (the store's are the truth).
@@ -172,7 +228,7 @@ class ConsumerLoop:
         assert self.consumer is not None
         kafka = self.config.kafka
         self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic],
-                                listener=_Rebalance(self))
+                                listener=_Rebalance(self.rebalances))
 
     def _recreate_consumer(self) -> None:
         old, self.consumer = self.consumer, None
@@ -188,7 +244,10 @@ class ConsumerLoop:
         """Reload the stored state and seek to its offsets; False if that failed too."""
         assert self.consumer is not None
         try:
+            # only partitions this member held: one dropped because another member's
+            # claim fenced a write is not taken back here (see _adopt_orphans)
             assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+            assigned &= self._held
             seeks = self.service.rewind(assigned)
             for tp in assigned:
                 if tp in seeks:

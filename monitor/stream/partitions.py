@@ -49,10 +49,12 @@ def topic_id(consumer: Any, topic: str) -> str | None:
 
 @dataclass(frozen=True)
 class PartitionMark:
-    """A stored processed mark: the next offset to handle and the topic incarnation."""
+    """A stored processed mark: the next offset to handle, the topic incarnation, and the
+    KServe halves of the partition still waiting for their partner."""
 
     processed: int
     topic_id: str | None
+    pending: tuple[str, ...] = ()
 
     @staticmethod
     def kind(partition: int) -> str:
@@ -63,7 +65,13 @@ class PartitionMark:
         return int(kind.removeprefix(_MARK_PREFIX)) if kind.startswith(_MARK_PREFIX) else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"processed": self.processed, "topic_id": self.topic_id}
+        return {"processed": self.processed, "topic_id": self.topic_id,
+                "pending": list(self.pending)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartitionMark:
+        return cls(int(data["processed"]), data.get("topic_id"),
+                   tuple(str(i) for i in data.get("pending") or ()))
 
 
 class Partitions:
@@ -75,6 +83,8 @@ class Partitions:
         # the broker's id of the topic incarnation read since assignment
         self.topic_ids: dict[TopicPartitionKey, str | None] = {}
         self.owned: set[TopicPartitionKey] = set()
+        # the fencing token of each owned partition (monitor.store.ownership)
+        self.epochs: dict[TopicPartitionKey, int] = {}
         self.dirty = False
 
     def owns(self, tp: TopicPartitionKey) -> bool:
@@ -95,9 +105,11 @@ class Partitions:
         stored_offsets: Mapping[TopicPartitionKey, int],
         marks: Mapping[TopicPartitionKey, PartitionMark],
         current_ids: Mapping[TopicPartitionKey, str | None],
+        epochs: Mapping[TopicPartitionKey, int],
     ) -> dict[TopicPartitionKey, int]:
         """Take ownership of newly assigned partitions; returns the offsets to seek to."""
         wanted = set(wanted)
+        self.epochs.update({tp: epochs[tp] for tp in wanted if tp in epochs})
         seeks = {tp: offset for tp, offset in stored_offsets.items() if tp in wanted}
         for tp in wanted:
             mark = marks.get(tp)
@@ -120,18 +132,22 @@ class Partitions:
         for tp in gone:
             self.processed.pop(tp, None)
             self.topic_ids.pop(tp, None)
+            self.epochs.pop(tp, None)
             self.owned.discard(tp)
 
     def clear(self) -> None:
         self.processed.clear()
         self.topic_ids.clear()
         self.owned.clear()
+        self.epochs.clear()
         self.dirty = False
 
-    def marks(self) -> dict[TopicPartitionKey, PartitionMark]:
+    def marks(self, pending: Mapping[TopicPartitionKey, list[str]] | None = None
+              ) -> dict[TopicPartitionKey, PartitionMark]:
         """What to store: the id read at assignment, not the current one (metadata may
         already name a re-created topic while these offsets still count the old one)."""
-        return {tp: PartitionMark(offset, self.topic_ids.get(tp))
+        pending = pending or {}
+        return {tp: PartitionMark(offset, self.topic_ids.get(tp), tuple(pending.get(tp, ())))
                 for tp, offset in self.processed.items()}
 
     def commit_positions(

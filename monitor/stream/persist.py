@@ -21,14 +21,19 @@ the TTL runs in event time, so a replay of old data joins as it did live
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.ingest import Label, Prediction
+from monitor.metrics import Metrics
 from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+
+log = logging.getLogger("driftloop.service")
 
 __all__ = [
     "ALL_VERSIONS",
@@ -56,6 +61,10 @@ class Persisted:
     performance: list[PerformanceOutput]
     joined: dict[str, int]  # pairs joined per model
     positions: dict[TopicPartitionKey, int]
+    # events and dead letters this persist covers: counted only once stored, so a step
+    # that fails and is read again counts nothing twice
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -79,8 +88,14 @@ class Persister:
         self.clock = clock
         self.buffers = _Buffers()
         self.last_persist = clock()
-        # event time for the label-join TTL: the latest prediction time persisted
-        self.event_time_ms: int | None = None
+        # each model's event time for its label-join TTL: its latest prediction time
+        # persisted (one model's clock never expires another model's rows)
+        self.event_time_ms: dict[str, int] = {}
+        # streams that retired: their checkpoints are deleted by the next write
+        self.retired: list[tuple[str, str, int]] = []
+        # events per (model, version, kind) and dead letters per reason since the last write
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.invalid: Counter[str] = Counter()
 
     @property
     def outputs(self) -> list[WindowOutput]:
@@ -105,6 +120,7 @@ class Persister:
     def discard(self) -> None:
         """Forget what was not persisted (a rewind reloads it from the stream)."""
         self.buffers = _Buffers()
+        self.counts, self.invalid = Counter(), Counter()
 
     def due(self, interval_seconds: float, force: bool, positions_moved: bool) -> bool:
         since = self.clock() - self.last_persist
@@ -118,11 +134,15 @@ class Persister:
         return True
 
     def write(self, partitions: Partitions, positions: dict[TopicPartitionKey, int],
-              force: bool) -> Persisted:
+              force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
+              ) -> Persisted:
+        """Raises StaleOwnership (nothing written) when another member took over an owned
+        partition since this process took it."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}
         with self.store.transaction() as tx:
+            tx.check_partitions(self.group, partitions.epochs)
             for out in buffers.outputs:
                 tx.put_window(out.model, out.version, out.key, out.index, out.result,
                               out.start_ms, out.end_ms)
@@ -138,13 +158,33 @@ class Persister:
                     if stream.dirty or force:
                         tx.save_checkpoint(pipeline.name, version, f"p{partition}",
                                            stream.checkpoint(), {})
+            for model, version, partition in self.retired:
+                tx.delete_checkpoint(model, version, f"p{partition}")
             if positions:
                 tx.commit_offsets(self.group, positions)
-            for (topic, partition), mark in partitions.marks().items():
+            for (topic, partition), mark in partitions.marks(pending).items():
                 tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition), mark.to_dict(), {})
         self.buffers = _Buffers()
+        self.retired = []
         self.last_persist = self.clock()
-        return Persisted(buffers.outputs, performance, joined, positions)
+        counts, invalid = self.counts, self.invalid
+        self.counts, self.invalid = Counter(), Counter()
+        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid)
+
+    def expire(self, metrics: Metrics) -> None:
+        """Drop unjoined label-join rows past their TTL, each model on its own event-time
+        clock, and keep each model under ``performance.max_pending_labels`` (oldest
+        first); both are counted as expired."""
+        expired = self.store.expire(dict(self.event_time_ms))
+        for model, pipeline in self.pipelines.items():
+            capped = self.store.cap_pending(model, pipeline.config.performance.max_pending_labels)
+            if capped.predictions or capped.labels:
+                log.warning("label join of %s: %d predictions and %d labels over "
+                            "performance.max_pending_labels dropped, oldest first", model,
+                            capped.predictions, capped.labels)
+                metrics.count_expired(model, capped.predictions, capped.labels)
+        for model, counts in expired.items():
+            metrics.count_expired(model, counts.predictions, counts.labels)
 
     def load(self, prediction_partitions: set[int],
              first_restore: bool) -> dict[TopicPartitionKey, PartitionMark]:
@@ -159,8 +199,7 @@ class Persister:
             if checkpoint.model == ALL_MODELS:
                 partition = PartitionMark.partition_of(checkpoint.kind)
                 if partition is not None:
-                    marks[(checkpoint.version, partition)] = PartitionMark(
-                        int(state["processed"]), state.get("topic_id"))
+                    marks[(checkpoint.version, partition)] = PartitionMark.from_dict(state)
                 continue
             pipeline = self.pipelines.get(checkpoint.model)
             if pipeline is None:
@@ -180,10 +219,12 @@ class Persister:
             tx.add_predictions(buffers.predictions)
         if buffers.labels:
             tx.add_labels(buffers.labels)
-        latest = max((p.timestamp_ms for p in buffers.predictions), default=None)
-        if latest is not None and (self.event_time_ms is None or latest > self.event_time_ms):
-            self.event_time_ms = latest
+        clocks = self.event_time_ms
+        for p in buffers.predictions:
+            if p.timestamp_ms > clocks.get(p.model, -1):
+                clocks[p.model] = p.timestamp_ms
         by_model: dict[str, list[Any]] = {}
-        for pair in (tx.join(keys) if keys else []):
+        # a side already past its TTL on its model's clock no longer joins
+        for pair in (tx.join(keys, now_by_model=clocks) if keys else []):
             by_model.setdefault(pair.model, []).append(pair)
         return by_model

@@ -80,6 +80,8 @@ class ModelPipeline:
             baseline_key: (baseline, self.profiles)}
         self._loader = loader
         self.streams: dict[tuple[str, int], Stream] = {}
+        # versions monitored now (streams open, or admitted by this batch): max_versions
+        self.versions: set[str] = set()
         self.performance: dict[str, PerformanceWindow] = {}
         self.last_performance: dict[str, dict[str, Any]] = {}
         self._on_late = on_late
@@ -99,6 +101,7 @@ class ModelPipeline:
                 baseline_key=self.baseline_key, profiles_for=self._profiles_for,
             )
             self.streams[(version, partition)] = stream
+            self.versions.add(version)
         return stream
 
     @property
@@ -143,10 +146,60 @@ class ModelPipeline:
     def add(self, event: Prediction) -> list[ClosedWindow]:
         return self.stream(event.version, event.partition).add(event)
 
-    def add_many(self, version: str, partition: int,
-                 events: list[Prediction]) -> list[ClosedWindow]:
-        """Events of one (version, partition), in offset order."""
-        return self.stream(version, partition).add_many(events)
+    def add_many(self, version: str, partition: int, events: list[Prediction],
+                 now_ms: int | None = None) -> list[ClosedWindow]:
+        """Events of one (version, partition), in offset order; ``now_ms`` (processing
+        time) marks the stream as active for the idle and retire timeouts."""
+        stream = self.stream(version, partition)
+        if now_ms is not None:
+            stream.touched_ms = now_ms
+        return stream.add_many(events)
+
+    # -- versions and idle streams --------------------------------------------------------
+    def admits(self, version: str) -> bool:
+        """A version already monitored, or room for one more (``max_versions``)."""
+        if version in self.versions:
+            return True
+        if len(self.versions) >= self.config.max_versions:
+            return False
+        self.versions.add(version)
+        return True
+
+    def drop_streams(self, partitions: set[int] | None = None) -> None:
+        """Forget the streams of ``partitions`` (all when None): revoked, lost or rewound."""
+        for key in [k for k in self.streams if partitions is None or k[1] in partitions]:
+            del self.streams[key]
+        self.versions = {version for version, _ in self.streams}
+
+    def idle_timeout_ms(self) -> int | None:
+        window = self.config.window
+        if window.duration is None:
+            return None
+        idle = window.idle_timeout
+        return int(1000 * (idle if idle is not None else window.duration
+                           + window.allowed_lateness))
+
+    def housekeep(self, now_ms: int) -> tuple[list[ClosedWindow], list[tuple[str, int]]]:
+        """Close the windows of idle event-time streams; retire streams without events for
+        ``window.retire_after`` (their open window closes as it stands). Returns the closed
+        windows and the (version, partition) of the retired streams."""
+        closed: list[ClosedWindow] = []
+        retired: list[tuple[str, int]] = []
+        idle_ms = self.idle_timeout_ms()
+        retire_ms = int(self.config.window.retire_after * 1000)
+        for key, stream in list(self.streams.items()):
+            if stream.touched_ms is None:
+                stream.touched_ms = now_ms  # restored: idle from now on
+                continue
+            if now_ms - stream.touched_ms >= retire_ms:
+                closed += stream.close_all()
+                del self.streams[key]
+                retired.append(key)
+                if not any(version == key[0] for version, _ in self.streams):
+                    self.versions.discard(key[0])
+            elif idle_ms is not None:
+                closed += stream.close_idle(now_ms, idle_ms)
+        return closed, retired
 
     def evaluate(self, closed: ClosedWindow) -> WindowOutput:
         window = closed.window
@@ -187,6 +240,9 @@ class ModelPipeline:
             if len(window.pairs) >= size:
                 result = self._performance(window.pairs)
                 if result is not None:
+                    # the window's number travels with the result, so evidence read back
+                    # from a stored window result has the same identity as it had live
+                    result = {**result, "window": window.index}
                     self.last_performance[pair.version] = result
                     done.append((pair.version, window.index, result))
                 window.index += 1

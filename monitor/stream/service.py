@@ -3,13 +3,14 @@
 :meth:`Service.step` reads as the steps of design section 1:
 
 1. poll a batch of records from the predictions and labels topics;
-2. decode and validate; bad records go to the dead-letter topic;
+2. decode and validate (:mod:`monitor.stream.records`); bad records go to the
+   dead-letter topic;
 3. update the windows of each (model, version, partition);
-4. evaluate the windows that closed;
+4. evaluate the windows that closed (also those an idle or retired stream closes);
 5. persist in one transaction (:mod:`monitor.stream.persist`): window results,
    label-join rows and joins, open-window checkpoints and the next offsets;
 6. export metrics;
-7. hand the results to the reactor (retrain policy, launchers);
+7. hand the results to the reactor, which queues them for its scheduled job;
 8. commit the offsets to Kafka (for lag tooling; the store's are the truth): the
    consumer loop does, with the positions ``persist`` returns.
 
@@ -18,49 +19,43 @@ folded into it, so a restart (even ``kill -9``) restores the checkpoints, seeks
 to the stored offsets and neither loses nor double counts an event. Dead letters
 are flushed before the offsets that pass their records are stored.
 
-:meth:`Service.restore`, :meth:`Service.revoke` and :meth:`Service.rewind` load and
-drop that state at start-up, rebalances and after a failed step.
-
-Threads: kafka-python 3 runs rebalance callbacks (restore, revoke) on its IO
-thread, so the state is guarded by ``lock``; records of a partition revoked while
-their batch was in flight are dropped (the new owner reads them again). Never call
-a blocking consumer API while holding the lock.
+Ownership: :meth:`restore` takes newly assigned partitions in the store (their
+fencing epoch goes up) *before* reading their checkpoints, and every persist
+checks the epochs, so a member that lost a partition never overwrites the new
+owner's state. :meth:`revoke`, :meth:`lose` and :meth:`rewind` drop state at
+rebalances and after a failed step. All of them run on the consumer thread
+(:mod:`monitor.stream.consumer` queues kafka-python's rebalance callbacks).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from monitor.config import Config
-from monitor.ingest import Consumer, DeadLetters, DecodeError, Decoder, Label, Prediction
+from monitor.ingest import Consumer, DeadLetters, Decoder, Label, Prediction
 from monitor.metrics import Metrics
-from monitor.store import Store
-from monitor.stream.partitions import (
-    Partitions,
-    TopicPartitionKey,
-    topic_id,
-)
+from monitor.store import StaleOwnership, Store
+from monitor.stream.export import Reactor, export
+from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+from monitor.stream.records import RecordReader, runs_of
 from monitor.stream.report_rows import ReportRows
+from monitor.stream.windows import ClosedWindow
 
-__all__ = ["Reactor", "Service", "StepStats"]
+__all__ = ["HOUSEKEEPING_SECONDS", "Reactor", "Service", "StepStats"]
 
 log = logging.getLogger("driftloop.service")
 
-
-class Reactor(Protocol):
-    """What acts on results (the retrain policy); called after they are persisted."""
-
-    def on_windows(self, outputs: list[WindowOutput]) -> None: ...
-
-    def on_performance(self, model: str, version: str, result: Mapping[str, Any]) -> None: ...
+HOUSEKEEPING_SECONDS = 1.0  # how often idle and retired streams are looked for
 
 
 @dataclass
@@ -88,8 +83,8 @@ class Service:
         dead_letters: DeadLetters | None,
         *,
         reactor: Reactor | None = None,
-        report_rows: ReportRows | None = None,
         clock: Callable[[], float] = time.time,
+        report_rows: ReportRows | None = None,
     ) -> None:
         self.config = config
         self.pipelines = pipelines
@@ -101,11 +96,18 @@ class Service:
         self.dead_letters = dead_letters
         self.lock = threading.RLock()
         self.reactor = reactor
-        self.report_rows = report_rows  # rows of open windows for drift reports (or None)
         self.clock = clock
+        self.report_rows = report_rows  # rows of open windows for drift reports (or None)
         self.group = config.kafka.group_id
+        self.member = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions = Partitions()
         self.persister = Persister(store, pipelines, self.group, clock)
+        self.reader = RecordReader(decoder, pipelines, lambda: self.dead_letters)
+        # (topic, partition) -> (first, last) offset of the last poll: the poison hunt
+        self.last_polled: dict[TopicPartitionKey, tuple[int, int]] = {}
+        self._last_housekeeping = clock()
+        # per partition: the first offset of records polled before this process held it
+        self._unread: dict[TopicPartitionKey, int] = {}
 
     def swap_baseline(self, model: str, key: str, baseline: Any) -> None:
         """Between batches (a window boundary for every stream): new windows of ``model``
@@ -117,181 +119,178 @@ class Service:
                 log.info("baseline of %s is now %s: new windows use it", model, key)
 
     # -- one pass -----------------------------------------------------------------------
-    def step(self, timeout_ms: int = 200) -> StepStats:
-        assert self.consumer is not None and self.dead_letters is not None, "not connected"
+    def step(self, timeout_ms: int = 200, *, max_records: int | None = None,
+             force_persist: bool = False) -> StepStats:
+        assert self.consumer is not None, "not connected"
         stats = StepStats()
-        batches = self.consumer.poll(timeout_ms=timeout_ms,
-                                     max_records=self.config.kafka.poll_max_records)
+        batches = self.consumer.poll(
+            timeout_ms=timeout_ms, max_records=max_records or self.config.kafka.poll_max_records)
         with self.lock:
-            events: Counter[tuple[str, str, str]] = Counter()
-            invalid: Counter[str] = Counter()
+            self.last_polled = {(tp.topic, tp.partition): (r[0].offset, r[-1].offset)
+                                for tp, r in batches.items() if r}
             for tp, records in batches.items():
                 key = (tp.topic, tp.partition)
-                if not records or not self.partitions.owns(key):
-                    continue  # revoked while this batch was in flight: its new owner reads it
+                if not records:
+                    continue
+                if not self.partitions.owns(key):
+                    # assigned by this very poll (restored before the next one), or revoked
+                    # while the batch was in flight (its new owner reads it): read it again
+                    first = records[0].offset
+                    self._unread[key] = min(first, self._unread.get(key, first))
+                    continue
                 stats.records += len(records)
+                handled = self.partitions.handled(key)
                 if tp.topic == self.config.kafka.labels_topic:
-                    self._labels(key, records, events, invalid, stats)
+                    labels = self.reader.labels(key, records, handled)
+                    for label in labels:
+                        self._on_label(label)
+                    for model, n in Counter(label.model for label in labels).items():
+                        self.persister.counts[(model, "", "label")] += n
+                    stats.labels += len(labels)
                 else:
-                    self._predictions(key, records, events, invalid, stats)
+                    batch = self.reader.predictions(key, records, handled)
+                    for (model, version), run in runs_of(batch):
+                        self._on_predictions(model, version, key[1], run)
+                        self.persister.counts[(model, version, "prediction")] += len(run)
+                        stats.predictions += len(run)
                 self.partitions.advance(key, records[-1].offset + 1)
             for evicted in self.decoder.joiner.take_evicted():
-                invalid[evicted.reason] += 1
+                self.reader.invalid[evicted.reason] += 1
+                assert self.dead_letters is not None
                 self.dead_letters.write(evicted.record, f"{evicted.reason}: {evicted.message}")
-            for (model, version, kind), n in events.items():
-                self.metrics.count_events(model, version, kind, n)  # type: ignore[arg-type]
-            for reason, n in invalid.items():
-                self.metrics.count_invalid(reason, n)
+            for reason, n in self.reader.take_invalid().items():
+                self.persister.invalid[reason] += n
                 stats.invalid += n
-        stats.persisted = self.persist()
+            if self.clock() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
+                self.housekeep()
+        stats.persisted = self.persist(force=force_persist)
         return stats
-
-    def _labels(self, key: TopicPartitionKey, records: list[Any],
-                events: Counter[tuple[str, str, str]], invalid: Counter[str],
-                stats: StepStats) -> None:
-        assert self.dead_letters is not None
-        handled = self.partitions.handled(key)
-        for record in records:
-            replayed = record.offset < handled
-            try:
-                label = self.decoder.decode_label(record)
-            except DecodeError as error:
-                if not replayed:
-                    invalid[error.reason] += 1
-                    self.dead_letters.write(record, error)
-                continue
-            if not replayed:
-                self._on_label(label)
-                events[(label.model, "", "label")] += 1
-                stats.labels += 1
-
-    def _predictions(self, key: TopicPartitionKey, records: list[Any],
-                     events: Counter[tuple[str, str, str]], invalid: Counter[str],
-                     stats: StepStats) -> None:
-        """The per-event path: decode only; windows take the batch in runs.
-
-        Records below the processed mark were handled before a restart; a KServe half
-        among them is fed to the joiner again, but nothing is emitted twice.
-        """
-        assert self.dead_letters is not None
-        handled = self.partitions.handled(key)
-        decode = self.decoder.decode_prediction
-        batch: list[Prediction] = []
-        extend = batch.extend
-        for record in records:
-            try:
-                predictions = decode(record)
-            except DecodeError as error:
-                if record.offset >= handled:
-                    invalid[error.reason] += 1
-                    self.dead_letters.write(record, error)
-                continue
-            if record.offset >= handled:
-                extend(predictions)
-        for (model, version), run in _runs(batch):
-            self._on_predictions(model, version, key[1], run)
-            events[(model, version, "prediction")] += len(run)
-            stats.predictions += len(run)
 
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: list[Prediction]) -> None:
         pipeline = self.pipelines[model]
-        rows = self.report_rows
-        if rows is not None:
-            rows.feed(pipeline, version, partition, run)
-        for closed in pipeline.add_many(version, partition, run):
-            started = time.perf_counter()
-            output = pipeline.evaluate(closed)
-            self.persister.outputs.append(output)
-            self.metrics.observe_evaluation(model, time.perf_counter() - started)
-            if rows is not None:
-                rows.closed(pipeline, output)
-        if rows is not None:
-            rows.settle(pipeline, version, partition)
+        if self.report_rows is not None:
+            self.report_rows.feed(pipeline, version, partition, run)
+        self._evaluate(pipeline, pipeline.add_many(version, partition, run,
+                                                   int(self.clock() * 1000)))
+        if self.report_rows is not None:
+            self.report_rows.settle(pipeline, version, partition)
         if pipeline.joins_labels:  # else no reference performance: no join state to keep
             self.persister.add_predictions(model, version, run,
                                            pipeline.config.performance.label_ttl)
+
+    def _evaluate(self, pipeline: ModelPipeline, closed: list[ClosedWindow]) -> None:
+        for window in closed:
+            started = time.perf_counter()
+            output = pipeline.evaluate(window)
+            self.persister.outputs.append(output)
+            self.metrics.observe_evaluation(pipeline.name, time.perf_counter() - started)
+            if self.report_rows is not None:
+                self.report_rows.closed(pipeline, output)
 
     def _on_label(self, event: Label) -> None:
         pipeline = self.pipelines[event.model]
         if pipeline.joins_labels:  # else counted, but nothing can be evaluated with it
             self.persister.add_label(event, pipeline.config.performance.label_ttl)
 
-    def expire_labels(self) -> None:
-        """Drop unjoined label-join rows past their TTL in event time (a scheduled job).
+    def housekeep(self) -> None:
+        """Close the windows of idle event-time streams and retire streams without events
+        for ``window.retire_after``: their checkpoints go, their version frees a place."""
+        now_ms = int(self.clock() * 1000)
+        self._last_housekeeping = self.clock()
+        for pipeline in self.pipelines.values():
+            closed, retired = pipeline.housekeep(now_ms)
+            self._evaluate(pipeline, closed)
+            for version, partition in retired:
+                log.info("stream %s/%s p%d retired: no events for %.0fs", pipeline.name,
+                         version, partition, pipeline.config.window.retire_after)
+                self.persister.retired.append((pipeline.name, version, partition))
+                if version not in pipeline.versions:
+                    self.metrics.forget_version(pipeline.name, version)
 
-        Under the lock, so it never runs inside the loop's persist transaction.
-        """
+    def expire_labels(self) -> None:
+        """The label-join-expiry job: under the lock, so never inside a persist."""
         with self.lock:
-            now_ms = self.persister.event_time_ms
-            if now_ms is None:
-                return
-            expired = self.store.expire(now_ms)
-        for model, counts in expired.items():
-            self.metrics.count_expired(model, counts.predictions, counts.labels)
+            self.persister.expire(self.metrics)
 
     def commit_positions(self) -> dict[TopicPartitionKey, int]:
         """Next offsets safe to commit: never past a KServe half still waiting for its partner."""
         return self.partitions.commit_positions(self.decoder.joiner.pending_offsets())
 
-    # -- persist, export, commit ------------------------------------------------------------
+    # -- persist and export ------------------------------------------------------------------
     def persist(self, force: bool = False) -> Persisted | None:
         """Write what is due in one transaction, export it and react to it; None when
-        nothing was due. The caller commits ``positions`` to Kafka (for lag tools)."""
+        nothing was due. The caller commits ``positions`` to Kafka (for lag tools).
+
+        Partitions another member took over are dropped (their state is not written)
+        and the rest is written without them.
+        """
         with self.lock:
             if not self.persister.due(self.config.kafka.commit_interval_seconds, force,
                                       self.partitions.dirty):
                 return None
             if self.dead_letters is not None:
-                self.dead_letters.flush()
-            persisted = self.persister.write(self.partitions, self.commit_positions(), force)
+                self.metrics.count_dead_letters(self.dead_letters.flush())
+            try:
+                persisted = self._write(force)
+            except StaleOwnership as exc:
+                log.warning("%s", exc)
+                self._forget(exc.partitions)
+                persisted = self._write(force)
             self.partitions.dirty = False
-        self._export(persisted)
+        export(persisted, self.metrics, self.reactor)
         return persisted
 
-    def _export(self, persisted: Persisted) -> None:
-        for out in persisted.outputs:
-            self.metrics.observe_window(out.model, out.version, out.result)
-            log.info("window %s/%s %s: %d rows, dataset drift %s (share %.2f)",
-                     out.model, out.version, out.key, out.result.get("rows", 0),
-                     out.result.get("dataset_drift"), out.result.get("drift_share") or 0.0)
-        for model, version, result in persisted.performance:
-            self.metrics.observe_performance(model, version, result)
-        for model, n in persisted.joined.items():
-            self.metrics.count_joined(model, n)
-        if self.reactor is not None:
-            if persisted.outputs:
-                self.reactor.on_windows(persisted.outputs)
-            for model, version, result in persisted.performance:
-                self.reactor.on_performance(model, version, result)
+    def _write(self, force: bool) -> Persisted:
+        return self.persister.write(self.partitions, self.commit_positions(), force,
+                                    self.decoder.joiner.pending_ids())
 
-    # -- start-up, rebalances, recovery -----------------------------------------------------
+    # -- start-up, rebalances, recovery (the consumer thread) ----------------------------------
     def restore(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
-        """Load the checkpoints of newly assigned partitions; returns offsets to seek to."""
+        """Take newly assigned partitions and load their checkpoints; returns the offsets
+        to seek to. Taking comes first: from then on the previous owner's writes for them
+        are refused, so what is read here cannot be overwritten by it."""
         with self.lock:
             wanted = set(assigned) - self.partitions.owned
             if not wanted:
                 return {}
+            epochs = self.store.take_partitions(self.group, wanted, self.member)
             predictions = {p for t, p in wanted if t == self.config.kafka.predictions_topic}
             marks = self.persister.load(predictions, first_restore=not self.partitions.owned)
+            self.decoder.joiner.expect({tp: marks[tp].pending for tp in wanted if tp in marks})
             current = {tp: topic_id(self.consumer, tp[0]) if self.consumer else None
                        for tp in wanted}
-            return self.partitions.adopt(wanted, self.store.offsets(self.group), marks, current)
+            seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
+                                          current, epochs)
+            for tp in wanted:
+                unread = self._unread.pop(tp, None)
+                if tp not in seeks and unread is not None:
+                    seeks[tp] = unread  # never stored: start where the dropped records did
+                    self.partitions.processed.setdefault(tp, unread)
+            return seeks
 
     def revoke(self, revoked: Iterable[TopicPartitionKey]) -> None:
-        """Persist everything before partitions leave; forget their streams."""
+        """Partitions handed over in a rebalance: persist everything, then forget them."""
         with self.lock:
-            self.persist(force=True)  # Kafka's copy of the offsets waits for the loop
-            gone = set(revoked)
-            topic = self.config.kafka.predictions_topic
-            for pipeline in self.pipelines.values():
-                for key in [k for k in pipeline.streams if (topic, k[1]) in gone]:
-                    del pipeline.streams[key]
-            self.partitions.forget(gone)
-            if self.report_rows is not None:
-                self.report_rows.forget(p for t, p in gone if t == topic)
-            self.decoder.joiner.drop_partitions(gone)
-            self.metrics.forget_partitions(gone)
+            self.persist(force=True)
+            self._forget(revoked)
+
+    def lose(self, lost: Iterable[TopicPartitionKey]) -> None:
+        """Partitions lost with the group membership: another member may own them already,
+        so their state is dropped without writing (the owner replays from the store)."""
+        with self.lock:
+            self._forget(lost)
+
+    def _forget(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        gone = set(partitions)
+        predictions = {p for t, p in gone if t == self.config.kafka.predictions_topic}
+        for pipeline in self.pipelines.values():
+            pipeline.drop_streams(predictions)
+        if self.report_rows is not None:
+            self.report_rows.forget(predictions)
+        self.partitions.forget(gone)
+        self.decoder.joiner.drop_partitions(gone)
+        self.metrics.forget_partitions(gone)
 
     def rewind(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """Forget everything not persisted and reload from the store, as a restart would.
@@ -301,30 +300,12 @@ class Service:
         """
         with self.lock:
             for pipeline in self.pipelines.values():
-                pipeline.streams.clear()
+                pipeline.drop_streams()
                 pipeline.restore_performance({})
-            if self.report_rows is not None:
-                self.report_rows.clear()
             assigned = set(assigned)
             self.decoder.joiner.drop_partitions(assigned | set(self.partitions.processed))
             self.partitions.clear()
             self.persister.discard()
+            if self.report_rows is not None:
+                self.report_rows.clear()
             return self.restore(assigned)
-
-
-def _runs(batch: list[Prediction]) -> list[tuple[tuple[str, str], list[Prediction]]]:
-    """Consecutive events of the same (model, version), in order; one run in the usual
-    case of a partition that carries one model version."""
-    if not batch:
-        return []
-    first = batch[0]
-    model, version = first.model, first.version
-    if all(e.model == model and e.version == version for e in batch):
-        return [((model, version), batch)]
-    runs: list[tuple[tuple[str, str], list[Prediction]]] = []
-    for e in batch:
-        key = (e.model, e.version)
-        if not runs or runs[-1][0] != key:
-            runs.append((key, []))
-        runs[-1][1].append(e)
-    return runs

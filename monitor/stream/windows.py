@@ -130,6 +130,8 @@ class Stream:
     def _reset(self) -> None:
         self.open: dict[int, OpenWindow] = {}
         self.next_index = 0  # count windows: the index of the next window to open
+        # processing time (ms) of the last event: idle and retired streams are found by it
+        self.touched_ms: int | None = None
         self.watermark_ms: int | None = None
         self.closed_below: int | None = None  # time windows: every index below is closed
         self.dirty = False
@@ -251,9 +253,36 @@ class Stream:
         self._fold(window)
         return ClosedWindow(self.model, self.version, self.partition, window, bounds)
 
-    def _close_due(self) -> list[ClosedWindow]:
+    def close_idle(self, now_ms: int, idle_ms: int) -> list[ClosedWindow]:
+        """Event-time windows of a stream without events for ``idle_ms`` (processing time)
+        close as if event time had moved on with the clock since the last event: an idle
+        partition must not hold its last window open for ever."""
+        if self.duration_ms is None or self.watermark_ms is None or self.touched_ms is None:
+            return []
+        idle_for = now_ms - self.touched_ms
+        if idle_for < idle_ms or not self.open:
+            return []
+        return self._close_due(self.watermark_ms + idle_for)
+
+    def close_all(self) -> list[ClosedWindow]:
+        """Close every open window as it stands (a stream that retires)."""
+        closed = []
+        for index in sorted(self.open):
+            window = self.open.pop(index)
+            if self.duration_ms is None:
+                self.next_index = max(self.next_index, index + 1)
+                self._fold(window)  # sets the first and last event times
+                closed.append(self._close(window, (window.start_ms, window.end_ms)))
+            else:
+                bounds = (index * self.duration_ms, (index + 1) * self.duration_ms)
+                closed.append(self._close(window, bounds))
+                self.closed_below = max(self.closed_below or 0, index + 1)
+        self.dirty = True
+        return closed
+
+    def _close_due(self, watermark_ms: int | None = None) -> list[ClosedWindow]:
         assert self.duration_ms is not None and self.watermark_ms is not None
-        limit = self.watermark_ms - self.lateness_ms
+        limit = (self.watermark_ms if watermark_ms is None else watermark_ms) - self.lateness_ms
         due = sorted(i for i in self.open if (i + 1) * self.duration_ms <= limit)
         closed = []
         for index in due:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from monitor.baseline import Baseline
@@ -84,11 +85,14 @@ def assert_history(seen: list[dict[str, Any]], expected: list[dict[str, Any]]) -
             assert_same(got[key], want[key], f"window {want['window']} {key}")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
-        tansu: str, stream_data: StreamData, tmp_path: Path) -> None:
+        tansu: str, stream_data: StreamData, tmp_path: Path, backend: str,
+        request: pytest.FixtureRequest) -> None:
     topics = new_topics(tansu, "crash")
     frame, all_labels = stream_data.current, stream_data.labels
-    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    state_url = (f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite"
+                 else request.getfixturevalue("postgres_url"))
     # one performance window over every label: it completes only if every label joins,
     # those consumed before a crash (waiting for their predictions) included
     config = write_config(tmp_path / "driftloop.yaml", bootstrap=tansu, topics=topics,
@@ -167,12 +171,23 @@ def test_sigterm_finishes_persists_commits_and_exits_0(
                           # persist only when a window closes or at the end: what SIGTERM
                           # persists is then visible
                           kafka={"commit_interval_seconds": 3600})
+    data = yaml.safe_load(config.read_text())
+    data["jobs"] = {"metrics_interval": "0.2s"}
+    config.write_text(yaml.safe_dump(data))
     service = start_service(config, "driftloop-a")
-    send_predictions(tansu, topics.predictions, frame.iloc[:3500])
-    poll(lambda: stored(state_url, topics)[0] >= WINDOW_ROWS, 60, "a first window",
-         service.proc, interval=0.02)
+    send_predictions(tansu, topics.predictions, frame.iloc[:3000])
+    poll(lambda: stored(state_url, topics)[0] == 3000, 60, "three windows persisted",
+         service.proc)
+    # then 500 rows of an open window: consumed, and saved by no persist (windows
+    # persist when they close, the commit interval is an hour)
+    send_predictions(tansu, topics.predictions, frame.iloc[3000:3500])
+    # (events are counted when persisted: the consumer's offset tells they were read)
+    poll(lambda: service.metric("driftloop_consumer_offset", topic=topics.predictions) == 3500,
+         60, "every row read", service.proc, interval=0.05)
+    assert stored(state_url, topics)[0] == 3000
     assert service.stop() == 0
     predictions_done, _ = stored(state_url, topics)
+    assert predictions_done == 3500  # shutdown saved them
     # every record polled before the signal was persisted: the open window's checkpoint
     # holds the rows past the last closed window
     with Store(state_url) as store:

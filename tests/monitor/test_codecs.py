@@ -515,7 +515,8 @@ def test_batch_size_mismatch_dead_letters_both_halves() -> None:
     assert evicted.record is request and evicted.reason == "shape_mismatch"
 
 
-def test_unmapped_endpoint_without_model_version_is_unknown_version() -> None:
+def test_unmapped_endpoint_without_model_version_is_monitored_as_its_endpoint() -> None:
+    """Zero configuration for KServe users: the V1 logger carries no version."""
     dec = decoder()
     dec.decode_prediction(
         record(
@@ -526,7 +527,7 @@ def test_unmapped_endpoint_without_model_version_is_unknown_version() -> None:
     response = record(
         encode({"predictions": [1]}), ce_headers(RESPONSE_TYPE, "uv", endpoint="blue")
     )
-    assert reason_of(lambda: dec.decode_prediction(response)) == "unknown_version"
+    assert [p.version for p in dec.decode_prediction(response)] == ["blue"]
 
 
 def test_joiner_evicts_by_record_time_and_capacity() -> None:

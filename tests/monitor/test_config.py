@@ -61,13 +61,14 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
-     "endpoint_versions"),
+     "endpoint_versions, max_future_skew, min_event_time, max_rows_per_record, "
+     "max_persist_attempts"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
-     "window, drift, quality, performance, retrain, canary"),
+     "window, drift, quality, performance, retrain, canary, max_versions"),
     ("unknown model subsection key", model(window={"row": 5}),
      "config models.carloan.window.row: got an unknown key (a typo?), expected one of rows, "
-     "duration, allowed_lateness, buffer_rows"),
+     "duration, allowed_lateness, buffer_rows, idle_timeout, retire_after"),
     ("unknown feature key", model(drift={"features": {"age": {"metod": "ks"}}}),
      "config models.carloan.drift.features.age.metod: got an unknown key (a typo?), "
      "expected one of method, threshold"),
@@ -152,7 +153,8 @@ def test_each_problem_gets_its_own_line() -> None:
         "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
         "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
         "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
-        "endpoint_versions",
+        "endpoint_versions, max_future_skew, min_event_time, max_rows_per_record, "
+        "max_persist_attempts",
         "config server.port: got -1, expected a port number from 0 to 65535",
     ]
 

@@ -92,6 +92,7 @@ def _fill(metrics: Metrics) -> None:
     metrics.count_dead_letters(2)
     metrics.count_late("carloan", 1)
     metrics.set_lag("predictions", 0, 12)
+    metrics.set_offsets({("predictions", 0): 4242})
     metrics.set_join_pending("carloan", 5, 1)
     metrics.count_joined("carloan", 4)
     metrics.count_expired("carloan", 1, 2)
@@ -324,3 +325,15 @@ def test_thresholds_are_exported_beside_the_values_they_bound(
                                                  "baseline": 2.0, "max_drop": 0.5})
     assert registry.get_sample_value(
         "driftloop_performance_threshold", {**labels, "metric": "rmse"}) == pytest.approx(2.5)
+
+
+def test_a_retired_version_leaves_no_series_behind(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    metrics.observe_window("carloan", "3", WINDOW)
+    metrics.observe_window("carloan", "4", WINDOW)
+    metrics.count_events("carloan", "3", "prediction", 5)
+    metrics.forget_version("carloan", "3")
+    text = generate_latest(registry).decode()
+    assert 'version="3"' not in text
+    assert 'version="4"' in text

@@ -120,8 +120,10 @@ def test_drift_in_two_consecutive_windows_launches_once_and_persists_first(
     launcher = FakeLauncher()
     reactor = reactor_for(store, registry, clock, launcher)
     reactor.on_windows([window(0, drift=True)])
+    reactor.drain()  # the retrain job decides
     assert launcher.launched == []
     reactor.on_windows([window(1, drift=True)])
+    reactor.drain()  # the retrain job decides
     assert len(launcher.launched) == 1
     request = launcher.launched[0]
     assert (request.model, request.reason, request.version) == ("carloan", "dataset_drift", "1")
@@ -142,7 +144,9 @@ def test_replayed_windows_and_repeated_alerts_within_cooldown_start_nothing(
     launcher = FakeLauncher()
     reactor = reactor_for(store, registry, clock, launcher)
     reactor.on_windows([window(0, drift=True), window(1, drift=True)])
+    reactor.drain()  # the retrain job decides
     reactor.on_windows([window(0, drift=True), window(1, drift=True)])
+    reactor.drain()  # the retrain job decides
     first = reactor.on_alert(alert())
     again = reactor.on_alert(alert())
     assert len(launcher.launched) == 1
@@ -163,6 +167,7 @@ def test_restart_on_the_same_store_keeps_the_cooldown(
     clock.advance(600)
     outcome = restarted.on_alert(alert(starts_minute=5, fingerprint="beef"))
     restarted.on_windows([window(0, drift=True), window(1, drift=True)])
+    restarted.drain()  # the retrain job decides
     assert second.launched == []
     assert outcome.action == "none" and "in cooldown until 2026-01-05T13:00:00Z" in outcome.sentence
     assert len(first.launched) == 1
@@ -238,11 +243,14 @@ def test_performance_windows_count_once_not_again_inside_window_results(
     degraded = {"metric": "accuracy", "value": 0.80, "baseline": 0.94, "degraded": True,
                 "labeled_rows": 500, "window": 0}
     reactor.on_performance("carloan", "1", degraded)
+    reactor.drain()  # the retrain job decides
     # clean windows repeating the latest performance must not make it two in a row
     reactor.on_windows([window(0, drift=False, performance=degraded),
                         window(1, drift=False, performance=degraded)])
+    reactor.drain()  # the retrain job decides
     assert launcher.launched == []
     reactor.on_performance("carloan", "1", {**degraded, "window": 1})
+    reactor.drain()  # the retrain job decides
     assert [r.reason for r in launcher.launched] == ["performance_drop"]
     assert "accuracy 0.800 vs baseline 0.940" in launcher.launched[0].sentence
 
@@ -272,6 +280,7 @@ def test_store_failure_on_the_consumer_path_is_logged_not_raised(
 
     monkeypatch.setattr(store, "get_trigger_state", down)
     reactor.on_windows([window(0, drift=True), window(1, drift=True)])
+    reactor.drain()  # the retrain job decides
     reactor.tick()
     with pytest.raises(OperationalError):
         reactor.on_alert(alert())  # the HTTP route turns this into a 503

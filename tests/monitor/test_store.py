@@ -16,6 +16,7 @@ from monitor.store import (
     PendingPrediction,
     RetrainRun,
     SchemaError,
+    StaleOwnership,
     Store,
     StoreError,
     TriggerState,
@@ -58,11 +59,21 @@ def _label(
 
 
 # -- schema and migrations ----------------------------------------------------------
-def test_new_store_creates_every_table_at_version_one(store: Store) -> None:
-    assert store.applied_migrations == [1]
-    assert store.schema_version() == 1
+def test_new_store_applies_every_step_and_has_every_table(store: Store) -> None:
+    assert store.applied_migrations == list(range(1, len(MIGRATIONS) + 1))
+    assert store.schema_version() == len(MIGRATIONS)
     tables = set(inspect(store.engine).get_table_names())
     assert {t.name for t in store_schema.metadata.sorted_tables} <= tables
+
+
+def test_a_version_one_store_is_upgraded_in_place(store_url: str) -> None:
+    with Store(store_url, migrations=MIGRATIONS[:1]) as old:
+        assert "partition_owners" not in inspect(old.engine).get_table_names()
+        old.put_window("carloan", "3", "p0:0", 0, {"rows": 1})
+    with Store(store_url) as upgraded:
+        assert upgraded.applied_migrations == list(range(2, len(MIGRATIONS) + 1))
+        assert "partition_owners" in inspect(upgraded.engine).get_table_names()
+        assert upgraded.windows("carloan") == [{"rows": 1}]
 
 
 def test_reopened_store_sees_the_same_state_and_runs_no_migration(store_url: str) -> None:
@@ -112,7 +123,7 @@ def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url: str) ->
         thread.join()
     try:
         assert errors == []
-        assert sorted(len(s.applied_migrations) for s in opened) == [0, 0, 0, 1]
+        assert sorted(len(s.applied_migrations) for s in opened) == [0, 0, 0, len(MIGRATIONS)]
     finally:
         for s in opened:
             s.close()
@@ -125,16 +136,17 @@ def test_appended_migration_step_runs_once(store_url: str) -> None:
         calls.append(1)
         conn.execute(text("CREATE TABLE notes_v2 (id INTEGER PRIMARY KEY)"))
 
-    steps = (*MIGRATIONS, Migration(2, "notes", add_notes))
+    n = len(MIGRATIONS)
+    steps = (*MIGRATIONS, Migration(n + 1, "notes", add_notes))
     with Store(store_url) as first:
-        assert first.applied_migrations == [1]
+        assert first.applied_migrations == list(range(1, n + 1))
     with Store(store_url, migrations=steps) as second:
-        assert second.applied_migrations == [2]
-        assert second.schema_version() == 2
+        assert second.applied_migrations == [n + 1]
+        assert second.schema_version() == n + 1
     with Store(store_url, migrations=steps) as third:
         assert third.applied_migrations == []
     assert calls == [1]
-    with pytest.raises(SchemaError, match="schema version 2 is newer"):
+    with pytest.raises(SchemaError, match=f"schema version {n + 1} is newer"):
         Store(store_url)
 
 
@@ -143,11 +155,12 @@ def test_failing_migration_step_leaves_the_previous_version(store_url: str) -> N
         conn.execute(text("CREATE TABLE half_v2 (id INTEGER PRIMARY KEY)"))
         raise RuntimeError("step 2 broke")
 
+    n = len(MIGRATIONS)
     Store(store_url).close()
     with pytest.raises(RuntimeError, match="step 2 broke"):
-        Store(store_url, migrations=(*MIGRATIONS, Migration(2, "broken", half_done)))
+        Store(store_url, migrations=(*MIGRATIONS, Migration(n + 1, "broken", half_done)))
     with Store(store_url) as reopened:
-        assert reopened.schema_version() == 1
+        assert reopened.schema_version() == n
         assert "half_v2" not in inspect(reopened.engine).get_table_names()
 
 
@@ -327,14 +340,35 @@ def test_expired_rows_do_not_join_and_expire_counts_per_model(store: Store) -> N
     store.add_predictions([_prediction("x", model="fraud", expires=50)])
     store.add_labels([_label("old", expires=900), _label("lost", expires=100)])
     assert store.join(now_ms=200) == []
-    expired = store.expire(200)
+    expired = store.expire({"carloan": 200, "fraud": 200})
     assert {m: (c.predictions, c.labels) for m, c in expired.items()} == {
         "carloan": (1, 1),
         "fraud": (1, 0),
     }
     counts = store.pending_counts()
     assert {m: (c.predictions, c.labels) for m, c in counts.items()} == {"carloan": (1, 1)}
-    assert store.expire(200) == {}
+    assert store.expire({"carloan": 200, "fraud": 200}) == {}
+
+
+def test_each_model_expires_on_its_own_clock(store: Store) -> None:
+    """A model backfilling last month keeps its joins while another model is live."""
+    store.add_predictions([_prediction("a", expires=1_000)])
+    store.add_predictions([_prediction("b", model="fraud", expires=1_000)])
+    expired = store.expire({"carloan": 5_000, "fraud": 500})
+    assert set(expired) == {"carloan"}
+    assert store.pending_counts()["fraud"].predictions == 1
+    store.add_labels([_label("b", model="fraud")])
+    assert [p.request_id for p in store.join([("fraud", "b")],
+                                            now_by_model={"fraud": 500})] == ["b"]
+
+
+def test_the_row_cap_drops_the_oldest_pending_rows_first(store: Store) -> None:
+    store.add_predictions(_prediction(f"r{i}", ts=i) for i in range(10))
+    store.add_labels(_label(f"l{i}", ts=i) for i in range(3))
+    dropped = store.cap_pending("carloan", 4)
+    assert (dropped.predictions, dropped.labels) == (6, 0)
+    store.add_labels(_label(f"r{i}") for i in range(10))
+    assert sorted(p.request_id for p in store.join()) == ["r6", "r7", "r8", "r9"]
 
 
 def test_bulk_join_of_thousands_of_rows(store: Store) -> None:
@@ -452,3 +486,20 @@ def test_decisions_newest_first(store: Store) -> None:
         "sentence 1",
     ]
     assert store.decisions("fraud")[0].at_ms == 1_700_000_000_000
+
+
+# -- partition ownership ---------------------------------------------------------------------
+def test_taking_a_partition_bumps_its_epoch_and_fences_the_previous_owner(store: Store) -> None:
+    first = store.take_partitions("g", [("predictions", 0), ("predictions", 1)], "replica-a")
+    assert first == {("predictions", 0): 1, ("predictions", 1): 1}
+    store.check_partitions("g", first)  # still ours
+    second = store.take_partitions("g", [("predictions", 1)], "replica-b")
+    assert second == {("predictions", 1): 2}
+    with pytest.raises(StaleOwnership) as caught, store.transaction() as tx:
+        tx.put_window("carloan", "3", "p1:0", 0, {"rows": 1})
+        tx.check_partitions("g", first)
+    assert caught.value.partitions == [("predictions", 1)]
+    assert store.windows("carloan") == []  # the whole transaction was refused
+    store.check_partitions("g", {("predictions", 0): 1, **second})
+    assert store.take_partitions("other-group", [("predictions", 1)], "x") == {
+        ("predictions", 1): 1}

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ import httpx
 __all__ = [
     "Managed",
     "free_port",
+    "postgres_workdir",
     "start_alertmanager",
     "start_mlflow",
+    "start_postgres",
     "start_prometheus",
     "start_tansu",
     "tansu_binary",
@@ -61,6 +64,11 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# every Managed started and not yet seen stopped: tests/conftest.py stops, by PID, the
+# ones a test started and left running (a failed assertion between start and stop)
+STARTED: list[Managed] = []
+
+
 @dataclass
 class Managed:
     """A child process in its own process group, stopped by its PID."""
@@ -85,6 +93,7 @@ class Managed:
             start_new_session=True,
         )
         log.close()
+        STARTED.append(self)
         return self
 
     @property
@@ -153,8 +162,10 @@ def start_tansu(workdir: Path, port: int | None = None) -> Managed:
     return proc
 
 
-def start_mlflow(workdir: Path, backend_uri: str | None = None) -> Managed:
-    port = free_port()
+def start_mlflow(workdir: Path, backend_uri: str | None = None,
+                 port: int | None = None) -> Managed:
+    """``mlflow server`` on a free port (or ``port``, to restart on the same data)."""
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     env = dict(os.environ)
@@ -169,7 +180,7 @@ def start_mlflow(workdir: Path, backend_uri: str | None = None) -> Managed:
         [mlflow_bin, "server", "--backend-store-uri", backend,
          "--artifacts-destination", str(workdir / "mlartifacts"),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        workdir / "mlflow.log",
+        workdir / f"mlflow-{port}.log",
         port,
         env=env,
         cwd=workdir,
@@ -219,4 +230,55 @@ def start_alertmanager(workdir: Path, config_file: Path) -> Managed:
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30,
              "alertmanager", proc)
+    return proc
+
+
+_PG_BIN = Path("/usr/lib/postgresql")
+
+
+def _pg_tool(name: str) -> str:
+    found = sorted(_PG_BIN.glob(f"*/bin/{name}"))
+    if not found:
+        raise FileNotFoundError(f"{name} not found under {_PG_BIN} (Debian package postgresql)")
+    return str(found[-1])
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; setpriv execs in place, so the PID is the server's."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+
+def postgres_workdir() -> Path:
+    """A folder the postgres user can reach (pytest's are private to root); the caller
+    removes it."""
+    path = Path(tempfile.mkdtemp(prefix="driftloop-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres")
+    return path
+
+
+def start_postgres(workdir: Path, port: int | None = None) -> Managed:
+    """A PostgreSQL server of its own (trust auth, user postgres) on a free port, for tests
+    that stop and restart the database; pass ``port`` to restart on the same data.
+    ``workdir`` must be reachable by the postgres user: see :func:`postgres_workdir`."""
+    data = workdir / "pgdata"
+    if not (data / "PG_VERSION").exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "postgres")
+        subprocess.run(_as_postgres([_pg_tool("initdb"), "-D", str(data), "-U", "postgres",
+                                     "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True, timeout=120)
+    port = port or free_port()
+    proc = Managed(
+        "postgres",
+        _as_postgres([_pg_tool("postgres"), "-D", str(data), "-p", str(port),
+                      "-c", "listen_addresses=127.0.0.1",
+                      "-c", f"unix_socket_directories={workdir}", "-c", "fsync=off"]),
+        workdir / f"postgres-{port}.log",
+        port,
+    ).start()
+    wait_for(lambda: _port_open(port), 60, "postgres", proc)
     return proc

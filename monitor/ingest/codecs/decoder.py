@@ -20,10 +20,11 @@ of the dead letter. Nothing else escapes :meth:`Decoder.decode_prediction` or
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.ingest.codecs.fields import (
-    MAX_TIMESTAMP_MS,
+    MAX_ID_CHARS,
     REASONS,
     SCALAR_TYPES,
     TARGET_TYPES,
@@ -37,6 +38,7 @@ from monitor.ingest.codecs.fields import (
     optional_number,
     parse_json,
     parse_timestamp_ms,
+    version_text,
 )
 from monitor.ingest.codecs.join import KServeJoiner
 from monitor.ingest.codecs.kserve import cloudevent_from_envelope, cloudevent_from_record
@@ -45,6 +47,14 @@ from monitor.ingest.events import Label, Prediction
 __all__ = ["KNOWN_FORMATS", "REASONS", "DecodeError", "Decoder", "KServeJoiner", "Record"]
 
 KNOWN_FORMATS = ("native", "kserve", "oip")
+MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
+def iso(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{ms} ms"
 
 
 class Decoder:
@@ -67,6 +77,9 @@ class Decoder:
         endpoint_version: Callable[[str, str], str | None],
         known_models: Callable[[str], bool],
         joiner: KServeJoiner | None = None,
+        max_future_skew_seconds: float = 3600.0,
+        min_event_time_ms: int = MIN_EVENT_TIME_MS,
+        max_rows_per_record: int = 10_000,
     ) -> None:
         unknown = sorted(set(formats) - set(KNOWN_FORMATS))
         if unknown:
@@ -81,16 +94,51 @@ class Decoder:
         self.joiner = joiner if joiner is not None else KServeJoiner()
         # models once known stay known (the service never unloads one while running)
         self._known: set[str] = set()
+        self.max_future_skew_ms = int(max_future_skew_seconds * 1000)
+        self.min_event_time_ms = min_event_time_ms
+        self.max_rows_per_record = max_rows_per_record
+        self._versions: set[str] = set()  # versions already checked against the pattern
+
+    def event_time(self, timestamp_ms: int, record: Record, subject: str) -> int:
+        """``timestamp_ms`` when it is a believable event time: not before
+        ``min_event_time_ms`` and not more than ``max_future_skew`` ahead of the record's
+        broker time (one far-future event would close every open window and make every
+        later event late)."""
+        if timestamp_ms < self.min_event_time_ms:
+            raise DecodeError("bad_timestamp", f"{subject}: {iso(timestamp_ms)} is before "
+                              f"{iso(self.min_event_time_ms)} (kafka.min_event_time)")
+        broker_ms = record.timestamp
+        if broker_ms is not None and broker_ms >= 0 and \
+                timestamp_ms - broker_ms > self.max_future_skew_ms:
+            raise DecodeError(
+                "bad_timestamp",
+                f"{subject}: {iso(timestamp_ms)} is more than "
+                f"{self.max_future_skew_ms / 1000:g}s ahead of the record's broker time "
+                f"{iso(broker_ms)} (kafka.max_future_skew)")
+        return timestamp_ms
+
+    def version(self, value: Any, subject: str) -> str:
+        if type(value) is str and value in self._versions:
+            return value
+        checked = version_text(value, subject)
+        if len(self._versions) < 10_000:
+            self._versions.add(checked)
+        return checked
 
     # -- the two entry points -----------------------------------------------------------
-    def decode_prediction(self, record: Record) -> list[Prediction]:
-        """Zero or more predictions: a KServe half waiting for its partner gives none."""
+    def decode_prediction(self, record: Record, replayed: bool = False) -> list[Prediction]:
+        """Zero or more predictions: a KServe half waiting for its partner gives none.
+
+        ``replayed``: the record was handled before a restart (below its partition's
+        processed mark): it emits nothing, except a KServe half that was still waiting
+        then and now meets a partner that was not handled yet.
+        """
         raw = self._raw(record)
         if record.headers:
             if self.cloudevents:
                 event = cloudevent_from_record(record, raw)
                 if event is not None:
-                    return self.joiner.add(event, record, self)
+                    return self.joiner.add(event, record, self, replayed)
             elif any(key.lower().startswith("ce_") for key, _ in record.headers):
                 raise DecodeError(
                     "unsupported_format",
@@ -109,13 +157,15 @@ class Decoder:
                     "value: a structured CloudEvent, "
                     "but kafka.formats enables neither kserve nor oip",
                 )
-            return self.joiner.add(cloudevent_from_envelope(obj), record, self)
+            return self.joiner.add(cloudevent_from_envelope(obj), record, self, replayed)
         if not self.native:
             raise DecodeError(
                 "unsupported_format",
                 f"value: a plain JSON object without CloudEvents headers, but kafka.formats is "
                 f"{list(self.formats)} (add native to accept design 3.1 events)",
             )
+        if replayed:
+            return []  # counted before the restart
         return [self._native_prediction(obj, record)]
 
     def decode_label(self, record: Record) -> Label:
@@ -136,7 +186,8 @@ class Decoder:
         stamp = obj.get("timestamp")
         # labels written without a time take the broker's record time
         timestamp_ms = (
-            record.timestamp if stamp is None else parse_timestamp_ms(stamp, "label.timestamp")
+            record.timestamp if stamp is None else self.event_time(
+                parse_timestamp_ms(stamp, "label.timestamp"), record, "label.timestamp")
         )
         return Label(
             model,
@@ -188,14 +239,16 @@ class Decoder:
         # fast paths inline (this runs for every event); the helpers explain failures
         if type(model) is not str or model not in self._known:
             model = self.check_model(model, "prediction")
-        if type(version) is not str:
-            version = id_text(version, "prediction.version")
-        if type(request_id) is not str:
+        if type(version) is not str or version not in self._versions:
+            version = self.version(version, "prediction.version")
+        if type(request_id) is not str or not 0 < len(request_id) <= MAX_ID_CHARS \
+                or not request_id.isprintable():
             request_id = id_text(request_id, "prediction.request_id")
-        if type(stamp) is int and 0 <= stamp <= MAX_TIMESTAMP_MS:
-            timestamp_ms = stamp
-        else:
-            timestamp_ms = parse_timestamp_ms(stamp, "prediction.timestamp")
+        timestamp_ms = stamp if type(stamp) is int else \
+            parse_timestamp_ms(stamp, "prediction.timestamp")
+        if not self.min_event_time_ms <= timestamp_ms <= record.timestamp + \
+                self.max_future_skew_ms:
+            timestamp_ms = self.event_time(timestamp_ms, record, "prediction.timestamp")
         if type(features) is not dict or not SCALAR_TYPES.issuperset(map(type, features.values())):
             features = check_features(features, "prediction.features")
         if type(prediction) not in TARGET_TYPES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -15,10 +16,12 @@ from typing import Any, Protocol
 import orjson
 
 __all__ = [
+    "MAX_ID_CHARS",
     "MAX_TIMESTAMP_MS",
     "REASONS",
     "SCALAR_TYPES",
     "TARGET_TYPES",
+    "VERSION_PATTERN",
     "DecodeError",
     "Models",
     "Record",
@@ -30,6 +33,8 @@ __all__ = [
     "optional_number",
     "parse_json",
     "parse_timestamp_ms",
+    "shown",
+    "version_text",
 ]
 
 # every reason slug of driftloop_events_invalid_total{reason} and the dead-letter header,
@@ -50,9 +55,22 @@ REASONS: Mapping[str, str] = {
     "no_feature_order": "positional instances for a model whose feature order is unknown",
     "unknown_version": "a KServe endpoint that maps to no model version",
     "unpaired": "a KServe half evicted before its partner arrived",
+    "bad_text": "an id or name that is empty or holds control characters (NUL, line breaks)",
+    "too_long": "an id longer than 200 characters",
+    "bad_version": "a version outside the pattern ^[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}$",
+    "too_deep": "JSON nested deeper than 1024 levels",
+    "too_many_rows": "a KServe batch of more rows than kafka.max_rows_per_record",
+    "too_many_versions": "a new version of a model that already has models.<name>.max_versions "
+                         "live versions",
+    "undecodable": "decoding the record failed in a way no other reason names",
+    "poison": "a record whose results could not be stored after repeated attempts",
 }
 
 _MAX_MESSAGE_CHARS = 500
+MAX_ID_CHARS = 200  # the store's id columns are String(200)
+# no leading "-" or ".": a version reaches launch argv and file names
+VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}$"
+_VERSION = re.compile(VERSION_PATTERN)
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -116,6 +134,19 @@ class Models(Protocol):
         """``model`` when it is a configured model's name; DecodeError otherwise."""
         ...
 
+    @property
+    def max_rows_per_record(self) -> int:
+        """Rows one record (a KServe batch) may carry."""
+        ...
+
+    def version(self, value: Any, subject: str) -> str:
+        """``value`` as a version in the documented pattern; DecodeError otherwise."""
+        ...
+
+    def event_time(self, timestamp_ms: int, record: Record, subject: str) -> int:
+        """``timestamp_ms`` when it is a believable event time; DecodeError otherwise."""
+        ...
+
 
 def _reject_constant(name: str) -> Any:
     raise DecodeError("non_finite", f"{name} is not a finite number; expected finite numbers only")
@@ -138,16 +169,22 @@ def _classify_json_error(raw: bytes, subject: str) -> DecodeError:
         json.loads(text, parse_constant=_reject_constant, parse_float=_reject_overflow)
     except DecodeError as exc:
         return DecodeError(exc.reason, f"{subject}: {exc.message}")
+    except RecursionError:
+        return DecodeError("too_deep", f"{subject}: JSON nested deeper than 1024 levels")
     except ValueError as exc:
         return DecodeError("malformed_json", f"{subject}: not valid JSON ({exc})")
     return DecodeError("malformed_json", f"{subject}: not valid JSON")
 
 
 def parse_json(raw: bytes, subject: str = "value") -> Any:
-    """``orjson.loads`` with failures classified (not_utf8, non_finite, malformed_json)."""
+    """``orjson.loads`` with failures classified (not_utf8, non_finite, too_deep,
+    malformed_json)."""
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson stops at 1024 levels
+            raise DecodeError("too_deep", f"{subject}: JSON nested deeper than 1024 levels") \
+                from None
         raise _classify_json_error(raw, subject) from None
 
 
@@ -197,14 +234,44 @@ def json_type(value: Any) -> str:
 
 
 def id_text(value: Any, subject: str) -> str:
+    """A request id (string or integer) that every store column can hold: 1 to 200
+    printable characters (PostgreSQL text cannot hold NUL; line breaks forge log lines)."""
     kind = type(value)
-    if kind is str:
-        return value
     if kind is int:
         return str(value)
-    raise DecodeError(
-        "wrong_type", f"{subject}: got a {json_type(value)}, expected a string or integer"
-    )
+    if kind is not str:
+        raise DecodeError(
+            "wrong_type", f"{subject}: got a {json_type(value)}, expected a string or integer"
+        )
+    if len(value) > MAX_ID_CHARS:
+        raise DecodeError("too_long", f"{subject}: {len(value)} characters, expected at most "
+                          f"{MAX_ID_CHARS}")
+    if not value or not value.isprintable():
+        raise DecodeError("bad_text", f"{subject}: {shown(value)}, expected 1 to "
+                          f"{MAX_ID_CHARS} printable characters")
+    return value
+
+
+def version_text(value: Any, subject: str) -> str:
+    """A model version in the documented pattern (it becomes a metric label, a window
+    stream and checkpoint rows, so it must be bounded)."""
+    kind = type(value)
+    if kind is int:
+        value = str(value)
+    elif kind is not str:
+        raise DecodeError(
+            "wrong_type", f"{subject}: got a {json_type(value)}, expected a string or integer"
+        )
+    if not _VERSION.match(value):
+        raise DecodeError("bad_version", f"{subject}: {shown(value)}, expected "
+                          f"{VERSION_PATTERN}")
+    return str(value)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a message names a value, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_target(value: Any, subject: str) -> float | int | str:

@@ -144,7 +144,13 @@ def _flatten(data: Any, out: list[Any]) -> list[Any]:
     return out
 
 
-def _tensor(tensor: Any, where: str) -> tuple[str, int, int, list[Any]]:
+def _rows_bounded(n_rows: int, decoder: Models, where: str) -> None:
+    if n_rows > decoder.max_rows_per_record:
+        raise DecodeError("too_many_rows", f"{where}: {n_rows} rows, expected at most "
+                          f"{decoder.max_rows_per_record} (kafka.max_rows_per_record)")
+
+
+def _tensor(tensor: Any, where: str, decoder: Models) -> tuple[str, int, int, list[Any]]:
     """(name, rows, width, flat row-major data) of one OIP tensor."""
     if type(tensor) is not dict:
         raise DecodeError(
@@ -156,6 +162,10 @@ def _tensor(tensor: Any, where: str) -> tuple[str, int, int, list[Any]]:
         raise DecodeError("missing_field", f"{where}: missing {exc.args[0]!r}") from None
     if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
         raise DecodeError("wrong_type", f"{where}.shape: got {shape!r}, expected a list of sizes")
+    if 0 in shape:  # [10**12, 0] holds no values but claims 10**12 rows
+        raise DecodeError("shape_mismatch", f"{where} {name!r}: shape {shape} has a zero "
+                          "dimension, expected at least one value per row")
+    _rows_bounded(shape[0], decoder, f"{where} {name!r}")
     flat = _flatten(data, []) if type(data) is list else [data]
     width = 1
     for size in shape[1:]:
@@ -194,6 +204,7 @@ def request_rows(event: CloudEvent, model: str, decoder: Models) -> list[dict[st
         instances = body["instances"]
         if type(instances) is not list:
             raise DecodeError("wrong_type", "V1 request instances: expected an array")
+        _rows_bounded(len(instances), decoder, "V1 request instances")
         rows: list[dict[str, Any]] = []
         names: list[str] | None = None
         for index, instance in enumerate(instances):
@@ -218,7 +229,7 @@ def request_rows(event: CloudEvent, model: str, decoder: Models) -> list[dict[st
         raise DecodeError(
             "unsupported_format", "KServe request: neither V1 'instances' nor OIP 'inputs'"
         )
-    tensors = [_tensor(t, f"OIP request input {i}") for i, t in enumerate(inputs)]
+    tensors = [_tensor(t, f"OIP request input {i}", decoder) for i, t in enumerate(inputs)]
     n_rows = tensors[0][1]
     if any(t[1] != n_rows for t in tensors):
         raise DecodeError(
@@ -254,12 +265,13 @@ def _from_probabilities(probabilities: list[Any], where: str) -> Output:
     return best, (scores["1"] if len(scores) == 2 else None), scores
 
 
-def response_rows(event: CloudEvent) -> list[Output]:
+def response_rows(event: CloudEvent, decoder: Models) -> list[Output]:
     body = event.body
     if "predictions" in body:
         predictions = body["predictions"]
         if type(predictions) is not list:
             raise DecodeError("wrong_type", "V1 response predictions: expected an array")
+        _rows_bounded(len(predictions), decoder, "V1 response predictions")
         rows: list[Output] = []
         for index, item in enumerate(predictions):
             if type(item) is list:
@@ -278,7 +290,7 @@ def response_rows(event: CloudEvent) -> list[Output]:
         raise DecodeError(
             "unsupported_format", "KServe response: neither V1 'predictions' nor OIP 'outputs'"
         )
-    tensors = [_tensor(t, f"OIP response output {i}") for i, t in enumerate(outputs)]
+    tensors = [_tensor(t, f"OIP response output {i}", decoder) for i, t in enumerate(outputs)]
     labels = next((t for t in tensors if t[2] == 1), None)
     probabilities = next((t for t in tensors if t[2] > 1), None)
     n_rows = (labels or probabilities or tensors[0])[1]

@@ -1,0 +1,129 @@
+"""Step 2 of the loop: the records of one partition become events, or dead letters.
+
+Nothing a record holds can stop the loop: every failure while decoding one record
+dead-letters that record with a reason slug (``undecodable`` for what no other
+reason names), and a record the loop has quarantined (its results could not be
+stored, see :mod:`monitor.stream.consumer`) is dead-lettered as ``poison``.
+
+Records below their partition's processed mark were handled before a restart:
+they emit nothing, but KServe halves among them rebuild the joiner's state.
+
+Versions are bounded per model (``models.<name>.max_versions``): an event of a
+further version is a dead letter (``too_many_versions``), so a producer cannot
+explode metric series, streams and checkpoint rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from monitor.ingest import DeadLetters, DecodeError, Decoder, Label, Prediction
+from monitor.stream.partitions import TopicPartitionKey
+from monitor.stream.pipeline import ModelPipeline
+
+__all__ = ["RecordReader", "runs_of"]
+
+
+class RecordReader:
+    """Decodes the records of one partition, dead-lettering what cannot be used."""
+
+    def __init__(self, decoder: Decoder, pipelines: Mapping[str, ModelPipeline],
+                 dead_letters: Callable[[], DeadLetters | None]) -> None:
+        self.decoder = decoder
+        self.pipelines = pipelines
+        self._dead_letters = dead_letters
+        # (topic, partition, offset) of records to dead-letter as poison when seen again
+        self.quarantined: set[tuple[str, int, int]] = set()
+        self.invalid: Counter[str] = Counter()
+
+    def take_invalid(self) -> Counter[str]:
+        """Dead letters per reason since the last call."""
+        invalid, self.invalid = self.invalid, Counter()
+        return invalid
+
+    def dead_letter(self, record: Any, error: DecodeError) -> None:
+        writer = self._dead_letters()
+        assert writer is not None, "dead letters before the broker connection"
+        self.invalid[error.reason] += 1
+        writer.write(record, error)
+
+    def _quarantined(self, key: TopicPartitionKey, record: Any) -> bool:
+        if (key[0], key[1], record.offset) not in self.quarantined:
+            return False
+        self.dead_letter(record, DecodeError(
+            "poison", f"{key[0]}[{key[1]}]@{record.offset}: its results could not be stored "
+            "after repeated attempts; moved past it"))
+        return True
+
+    def labels(self, key: TopicPartitionKey, records: list[Any], handled: int) -> list[Label]:
+        decode = self.decoder.decode_label
+        labels: list[Label] = []
+        for record in records:
+            if record.offset < handled:
+                continue  # handled before a restart
+            if self.quarantined and self._quarantined(key, record):
+                continue
+            try:
+                labels.append(decode(record))
+            except DecodeError as error:
+                self.dead_letter(record, error)
+            except Exception as exc:  # nothing a record holds may stop the loop
+                self.dead_letter(record, _undecodable(exc))
+        return labels
+
+    def predictions(self, key: TopicPartitionKey, records: list[Any],
+                    handled: int) -> list[Prediction]:
+        """The per-event path: decode and admit only; windows take the batch in runs."""
+        decode = self.decoder.decode_prediction
+        batch: list[Prediction] = []
+        extend = batch.extend
+        for record in records:
+            replayed = record.offset < handled
+            if not replayed and self.quarantined and self._quarantined(key, record):
+                continue
+            try:
+                predictions = decode(record, replayed)
+            except DecodeError as error:
+                if not replayed:
+                    self.dead_letter(record, error)
+                continue
+            except Exception as exc:
+                if not replayed:
+                    self.dead_letter(record, _undecodable(exc))
+                continue
+            if not predictions:
+                continue  # a half waiting for its partner, or a record handled before
+            first = predictions[0]  # one record carries one model and version
+            if not self.pipelines[first.model].admits(first.version):
+                self.dead_letter(record, DecodeError(
+                    "too_many_versions",
+                    f"{first.model} version {first.version!r}: the model already has "
+                    f"{self.pipelines[first.model].config.max_versions} live versions "
+                    f"(models.{first.model}.max_versions)"))
+                continue
+            extend(predictions)
+        return batch
+
+
+def _undecodable(exc: Exception) -> DecodeError:
+    return DecodeError("undecodable", f"decoding failed: {type(exc).__name__}: {exc}")
+
+
+def runs_of(batch: list[Prediction]) -> list[tuple[tuple[str, str], list[Prediction]]]:
+    """Consecutive events of the same (model, version), in order; one run in the usual
+    case of a partition that carries one model version."""
+    if not batch:
+        return []
+    first = batch[0]
+    model, version = first.model, first.version
+    if all(e.model == model and e.version == version for e in batch):
+        return [((model, version), batch)]
+    runs: list[tuple[tuple[str, str], list[Prediction]]] = []
+    for e in batch:
+        key = (e.model, e.version)
+        if not runs or runs[-1][0] != key:
+            runs.append((key, []))
+        runs[-1][1].append(e)
+    return runs
