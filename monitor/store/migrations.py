@@ -19,7 +19,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+)
 
 from monitor.store import schema
 
@@ -40,11 +53,39 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+# tables as step 1 created them, where a later step altered them
+_V1 = MetaData()
+_CANARY_STATE_V1 = Table(
+    "canary_state",
+    _V1,
+    Column("model", String(200), primary_key=True),
+    Column("phase", String(50), nullable=False),
+    Column("champion", String(200)),
+    Column("challenger", String(200)),
+    Column("passed", Integer, nullable=False),
+    Column("failed_checks", Integer, nullable=False),
+    Column("evidence", JSON(none_as_null=True), nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+_ALTERED_LATER = {_CANARY_STATE_V1.name}
+
+
 def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t.name != schema.SCHEMA_VERSION_TABLE]
+    tables = [t for t in schema.metadata.sorted_tables
+              if t.name != schema.SCHEMA_VERSION_TABLE and t.name not in _ALTERED_LATER]
     schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+    _V1.create_all(conn, checkfirst=True)
 
 
+def _canary_state_document(conn: Connection) -> None:
+    # the JSON type as this dialect spells it (JSON on both SQLite and PostgreSQL)
+    column_type = schema.canary_state.c.state.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE canary_state ADD COLUMN state {column_type}"))
+
+
+# Step 2 is appended by the canary work (issue 10). Another branch appends a step
+# "partition owners" too: whichever merges second takes the next number (a step is
+# only its position; nothing else refers to the number).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -52,6 +93,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "decisions",
         _v1_initial,
     ),
+    Migration(2, "canary state machine kept whole (canary_state.state)", _canary_state_document),
 )
 
 
