@@ -16,9 +16,11 @@ __all__ = [
     "Alpha",
     "AutoOrNonNegative",
     "AutoOrPositive",
+    "Confidence",
     "ConfigError",
     "Duration",
     "NonNegative",
+    "NonNegativeInt",
     "Origin",
     "Port",
     "PositiveDuration",
@@ -73,6 +75,14 @@ def _positive_int(value: Any) -> int:
     return int(number)
 
 
+def _non_negative_int(value: Any) -> int:
+    expected = "expected a non-negative integer"
+    number = _number(value, expected)
+    if number != number or number < 0 or number != int(number):
+        raise ValueError(expected)
+    return int(number)
+
+
 def _checked(test: Any, expected: str) -> Any:
     def check(value: Any) -> float:
         number = _number(value, expected)
@@ -115,10 +125,13 @@ def _port(value: Any) -> int:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 Share = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
 Alpha = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x < 1, "expected a number in (0, 1)"))]
+Confidence = Annotated[
+    float, BeforeValidator(_checked(lambda x: 0.5 < x < 1, "expected a number in (0.5, 1)"))]
 NonNegative = Annotated[
     float, BeforeValidator(_checked(lambda x: x >= 0, "expected a non-negative number"))]
 Port = Annotated[int, BeforeValidator(_port)]
