@@ -56,6 +56,7 @@ class Persisted:
     performance: list[PerformanceOutput]
     joined: dict[str, int]  # pairs joined per model
     positions: dict[TopicPartitionKey, int]
+    pairs: dict[str, list[Any]] = field(default_factory=dict)  # canary arms (issue 10): joined
 
 
 @dataclass
@@ -126,7 +127,8 @@ class Persister:
             for out in buffers.outputs:
                 tx.put_window(out.model, out.version, out.key, out.index, out.result,
                               out.start_ms, out.end_ms)
-            for model, pairs in self._join(tx, buffers).items():
+            joins = self._join(tx, buffers)  # canary arms (issue 10): kept for Persisted.pairs
+            for model, pairs in joins.items():
                 joined[model] = len(pairs)
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
@@ -144,7 +146,7 @@ class Persister:
                 tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition), mark.to_dict(), {})
         self.buffers = _Buffers()
         self.last_persist = self.clock()
-        return Persisted(buffers.outputs, performance, joined, positions)
+        return Persisted(buffers.outputs, performance, joined, positions, joins)  # issue 10
 
     def load(self, prediction_partitions: set[int],
              first_restore: bool) -> dict[TopicPartitionKey, PartitionMark]:

@@ -41,6 +41,7 @@ from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetters, DecodeError, Decoder, Label, Prediction
 from monitor.metrics import Metrics
 from monitor.store import Store
+from monitor.stream.arms import ArmAccumulator  # canary arms (issue 10)
 from monitor.stream.partitions import (
     Partitions,
     TopicPartitionKey,
@@ -89,6 +90,7 @@ class Service:
         *,
         reactor: Reactor | None = None,
         report_rows: ReportRows | None = None,
+        arms: ArmAccumulator | None = None,  # canary arms (issue 10)
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -102,6 +104,7 @@ class Service:
         self.lock = threading.RLock()
         self.reactor = reactor
         self.report_rows = report_rows  # rows of open windows for drift reports (or None)
+        self.arms = arms  # canary arms (issue 10): per-version interval statistics, or None
         self.clock = clock
         self.group = config.kafka.group_id
         self.partitions = Partitions()
@@ -185,6 +188,8 @@ class Service:
                 if record.offset >= handled:
                     invalid[error.reason] += 1
                     self.dead_letters.write(record, error)
+                    if self.arms is not None:  # canary arms (issue 10)
+                        self.arms.add_dead_letter(record.value, record.headers)
                 continue
             if record.offset >= handled:
                 extend(predictions)
@@ -196,6 +201,8 @@ class Service:
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: list[Prediction]) -> None:
         pipeline = self.pipelines[model]
+        if self.arms is not None:  # canary arms (issue 10)
+            self.arms.add_predictions(model, version, run)
         rows = self.report_rows
         if rows is not None:
             rows.feed(pipeline, version, partition, run)
@@ -259,6 +266,8 @@ class Service:
             self.metrics.observe_performance(model, version, result)
         for model, n in persisted.joined.items():
             self.metrics.count_joined(model, n)
+        if self.arms is not None:  # canary arms (issue 10)
+            self.arms.add_pairs(persisted.pairs)
         if self.reactor is not None:
             if persisted.outputs:
                 self.reactor.on_windows(persisted.outputs)
