@@ -12,12 +12,13 @@ from prometheus_client import CollectorRegistry
 
 from monitor.config import Config, load_config
 from monitor.metrics import Metrics
-from monitor.react import CanaryReactor, canary_policies
+from monitor.react import CanaryReactor, build_hooks, canary_policies, known_secrets
+from monitor.react.canary_support import hook_request
 from monitor.store import RetrainRun, Store
 from monitor.stream import ArmAccumulator, ArmSpec
 from tests.monitor.canary_fakes import Clock, HookRecorder, MemoryRegistry, traffic
 from triggers.launch import LaunchError
-from triggers.moves import STATUS_TAG
+from triggers.moves import STATUS_TAG, HookCall
 
 MODEL = "carloan"
 INTERVAL = 10.0
@@ -334,3 +335,27 @@ def test_canary_without_mlflow_is_a_config_error() -> None:
 def test_canary_min_labels_below_two_names_the_model() -> None:
     with pytest.raises(ValueError, match=rf"models\.{MODEL}\.canary: .*min_labels"):
         canary_policies(make_config(min_labels=1))
+
+
+def test_canary_hook_is_built_and_its_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "hook-SECRET-123456")
+    config = make_config(hook={"type": "webhook", "secret_env": "HOOK_SECRET",
+                               "url": "http://ops:pw-SECRET-98765@127.0.0.1:1/hook"})
+    secrets = known_secrets(config)
+    assert "hook-SECRET-123456" in secrets and "pw-SECRET-98765" in secrets
+    assert build_hooks(config)[MODEL].type == "webhook"
+
+
+def test_hook_request_maps_a_hook_call_onto_the_launch_contract() -> None:
+    call = HookCall("d/5", "promote", MODEL, "2", "2", "1", "carloan-v2-promote-abc",
+                    "promote carloan v2: 2 passing checks", {"outcome": "pass"})
+    request = hook_request(call)
+    assert request.placeholders() == {
+        "model": MODEL, "version": "2", "reason": "promote", "window_start": "",
+        "window_end": "", "idempotency_key": "carloan-v2-promote-abc"}
+    body = request.to_dict()
+    assert body["sentence"] == call.sentence
+    assert body["details"] == {"event": "promote", "model": MODEL, "champion": "2",
+                               "challenger": "2", "previous_champion": "1",
+                               "idempotency_key": "carloan-v2-promote-abc",
+                               "sentence": call.sentence, "evidence": {"outcome": "pass"}}
