@@ -109,7 +109,9 @@ def canary_payload(model: str, state: CanaryState | None, policy: CanaryPolicy,
         return {"model": model, "verdict": "inconclusive", "phase": None, "status": None,
                 "sentence": f"no canary of {model} has run; point the "
                             f"{policy.challenger_alias!r} alias at a version to start one",
-                "registry": registry}
+                "champion": None, "challenger": None, "counters": {}, "last_check": None,
+                "evidence": {}, "pending": None, "decision": None, "started_at": None,
+                "updated_at": None, "history": [], "interval": [], "registry": registry}
     pending = None if state.pending is None else {
         "decision_id": state.pending.decision_id, "kind": state.pending.kind,
         "sentence": state.pending.sentence, "decided_at": state.pending.decided_at.isoformat(),

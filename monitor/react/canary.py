@@ -1,30 +1,27 @@
 """The canary reactor: the ``canary`` job's tick, operator requests and registry events.
 
 Per model with a ``canary`` section, each tick (``monitor.runtime.jobs``) re-reads
-the state from the store and takes at most one of these paths:
+the state from the store and takes one of these paths:
 
 1. a decision is pending: apply its registry moves (``triggers.registry.apply_moves``,
-   idempotent: each reads before it writes), record them done, then call the deploy
-   hook and record it done (``StepsDone``); a move the registry refuses for good
-   ends the canary as failed (``StepsFailed``); an outage (a retryable
-   ``RegistryError``, a retryable hook failure) leaves the rest pending for the next
-   tick. Recording each step as soon as it is done is what keeps a restart from
-   moving an alias twice; a hook is called again only if the process dies between
-   the call and its record, with the same idempotency key;
+   idempotent), record them done, call the deploy hook, record it done
+   (``StepsDone``). A move refused for good fails the canary (``StepsFailed``); an
+   outage leaves the rest pending for the next tick. Each step is recorded as soon
+   as it is done, so a restart never moves an alias twice; a hook is called again
+   only if the process dies between the call and its record (same idempotency key);
 2. the registry poll is due (every ``mlflow.poll_interval``, or at once after a
    webhook): a new challenger starts a canary (``triggers.canary.start``);
-3. the canary is progressing and its interval has elapsed: the two arms' statistics
-   of that interval (``monitor.stream.ArmAccumulator.take``) are judged
-   (``detectors.judge``) and the verdict fed to ``triggers.canary.step``.
+3. the canary is progressing and its interval has elapsed: the arms' statistics of
+   that interval (``monitor.stream.ArmAccumulator.take``) are judged
+   (``detectors.judge``) and the verdict fed to ``triggers.canary.step``. An interval
+   without a single event of either version (a rebalance, the broker away) is not a
+   check: a stalled stream never rolls a canary back. An interval cut by a restart is
+   not judged either: the first tick of a process begins a new one.
 
-Every change is persisted (the whole state, ``Store.save_canary_document``) with
-its sentence in the decision log, in one transaction, before anything acts on it;
-then it is logged, and decisions are counted in ``driftloop_canary_decisions_total``
-(abort and revert as rollback) and shown by ``driftloop_canary_status``.
-
-An interval cut by a restart is not judged: after a start the first tick begins a
-new interval. The reactor's lock serializes the tick (scheduler thread) and
-operator requests (HTTP threads).
+Every change is persisted whole (``Store.save_canary_document``) with its sentence in
+the decision log, in one transaction, before anything acts on it; then it is logged,
+counted in ``driftloop_canary_decisions_total`` (abort and revert as rollback) and
+shown by ``driftloop_canary_status``. One lock serializes ticks and operator requests.
 """
 
 from __future__ import annotations
@@ -38,7 +35,13 @@ from datetime import UTC, datetime
 from detectors import ArmStats, judge
 from monitor.config import Config
 from monitor.metrics import Metrics
-from monitor.react.canary_support import RUN_TAG, CanaryOutcome, hook_request, load_state
+from monitor.react.canary_support import (
+    RUN_TAG,
+    CanaryOutcome,
+    aligned_arms,
+    hook_request,
+    load_state,
+)
 from monitor.react.canary_versions import find_candidate
 from monitor.store import Store
 from monitor.stream import ArmAccumulator
@@ -63,8 +66,7 @@ __all__ = ["CanaryReactor"]
 log = logging.getLogger("driftloop.canary")
 
 # decision kinds written to the store's decision log (progress is in the log only)
-_LOGGED = frozenset({"start", "check", "promote", "rollback", "abort", "revert", "confirm",
-                     "fail"})
+_LOGGED = frozenset({"start", "check", "promote", "rollback", "abort", "revert", "confirm", "fail"})
 _COUNTED = {"promote": "promote", "rollback": "rollback", "abort": "rollback",
             "revert": "rollback"}
 
@@ -129,7 +131,7 @@ class CanaryReactor:
                     self._save(model, step(state, StepsFailed(pending.decision_id, str(exc)),
                                            self.clock(), self.policies[model]))
                 return
-            self.registry_error.pop(model, None)
+            self._registry_answers(model)
             for result in results:
                 if result.changed:
                     log.info("canary %s: %s", model, result.description)
@@ -169,10 +171,15 @@ class CanaryReactor:
                  ref.run_id)
 
     def _registry_failed(self, model: str, exc: RegistryError) -> None:
+        # said once per outage, not at every tick of it
+        if exc.retryable and self.registry_error.get(model) != str(exc):
+            log.warning("canary %s: the registry is unavailable (%s); decisions stay pending "
+                        "and are applied when it answers", model, exc)
         self.registry_error[model] = str(exc)
-        if exc.retryable:
-            log.warning("canary %s: the registry is unavailable (%s); the decision stays "
-                        "pending and is applied when it answers", model, exc)
+
+    def _registry_answers(self, model: str) -> None:
+        if self.registry_error.pop(model, None) is not None:
+            log.info("canary %s: the registry answers again", model)
 
     # -- 2. a new challenger -------------------------------------------------------------
     def _discover(self, model: str, state: CanaryState | None) -> bool:
@@ -189,7 +196,7 @@ class CanaryReactor:
             self._registry_failed(model, exc)
             self._next_poll[model] = now  # poll again at the next tick
             return False
-        self.registry_error.pop(model, None)
+        self._registry_answers(model)
         if candidate is None:
             return False
         decision = start(model, candidate.champion, candidate.version, self.clock(), policy,
@@ -214,8 +221,13 @@ class CanaryReactor:
             return
         arms = self.arms.take(model)
         self._interval_started[model] = self.monotonic()
-        champion, challenger = _aligned(arms.get(state.champion, ArmStats()),
+        champion, challenger = aligned_arms(arms.get(state.champion, ArmStats()),
                                         arms.get(state.challenger, ArmStats()))
+        if champion.n_events == 0 and challenger.n_events == 0:
+            # nothing consumed at all (a rebalance, the broker away): not a check
+            log.info("canary %s v%s: no event of either version this interval; not judged",
+                     model, state.challenger)
+            return
         verdict = judge(champion, challenger, policy.judge)
         now = self.clock()
         check_id = f"{model}-v{state.challenger}-{int(now.timestamp() * 1000)}"
@@ -296,15 +308,3 @@ class CanaryReactor:
         if self.wake is not None:
             self.wake()
 
-
-def _aligned(champion: ArmStats, challenger: ArmStats) -> tuple[ArmStats, ArmStats]:
-    """An arm that saw no prediction gets empty bins like the other's (the judge compares
-    histograms over the same bins)."""
-    cp, ch = champion.prediction_counts, challenger.prediction_counts
-    if cp and not ch:
-        challenger = ArmStats(challenger.n_events, challenger.n_invalid, (0,) * len(cp),
-                              challenger.loss, challenger.latency, challenger.estimated)
-    elif ch and not cp:
-        champion = ArmStats(champion.n_events, champion.n_invalid, (0,) * len(ch),
-                            champion.loss, champion.latency, champion.estimated)
-    return champion, challenger

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from detectors import ArmStats
 from monitor.config import Config, ModelConfig, read_secret
 from monitor.react.support import known_secrets
 from monitor.store import Store
@@ -35,6 +36,7 @@ __all__ = [
     "HOOK_ATTEMPTS",
     "RUN_TAG",
     "CanaryOutcome",
+    "aligned_arms",
     "build_hooks",
     "canary_policies",
     "describe",
@@ -133,3 +135,16 @@ def describe(state: CanaryState | None, policy: CanaryPolicy) -> Mapping[str, An
             "failed_checks": state.failed_checks, "threshold": policy.threshold,
             "inconclusive_in_a_row": state.inconclusive_in_a_row,
             "max_inconclusive": policy.max_inconclusive, "checks": state.checks}
+
+
+def aligned_arms(champion: ArmStats, challenger: ArmStats) -> tuple[ArmStats, ArmStats]:
+    """An arm that saw no prediction gets empty bins like the other's (the judge compares
+    histograms over the same bins)."""
+    cp, ch = champion.prediction_counts, challenger.prediction_counts
+    if cp and not ch:
+        challenger = ArmStats(challenger.n_events, challenger.n_invalid, (0,) * len(cp),
+                              challenger.loss, challenger.latency, challenger.estimated)
+    elif ch and not cp:
+        champion = ArmStats(champion.n_events, champion.n_invalid, (0,) * len(ch),
+                            champion.loss, champion.latency, champion.estimated)
+    return champion, challenger

@@ -174,6 +174,17 @@ def test_an_interval_is_judged_only_once_it_has_elapsed(store: Store) -> None:
     assert rig.state().checks == 1
 
 
+def test_an_interval_without_any_event_is_not_a_check(store: Store) -> None:
+    rig = Rig(store)
+    rig.start_canary()
+    for _ in range(CANARY["max_inconclusive"] + 1):
+        rig.tick(INTERVAL)
+    assert (rig.state().phase, rig.state().checks) == ("progressing", 0)
+    traffic(rig.arms, MODEL, "1", 500, 0.75)  # the champion alone: a check, inconclusive
+    rig.tick(INTERVAL)
+    assert (rig.state().checks, rig.state().last_outcome) == (1, "inconclusive")
+
+
 def test_registry_outage_keeps_the_decision_pending_then_applies_it_once(store: Store) -> None:
     rig = Rig(store)
     rig.start_canary()
