@@ -88,6 +88,13 @@ def create_canary_router(reactor: CanaryReactor | None, *, max_body_bytes: int =
     @router.get("/models/{model}/canary", response_model=CanaryResponse,
                 responses={404: {}, 503: {}}, dependencies=[Depends(protect_reads)])
     def get_canary(model: Annotated[str, Depends(require_model)]) -> Response:
+        """The model's canary: phase, versions, counters against their limits, the last
+        verdict's evidence, the decision pending (if any) and the running interval's
+        events per version. ``verdict`` (``pass | fail | inconclusive``) is what an Argo
+        Rollouts web metric reads (``successCondition: result.verdict == "pass"``): pass
+        once driftloop promotes, fail once it rolls back, aborts or fails, else the last
+        check's outcome. 200 with ``phase: null`` before any canary; 404 for a model
+        without a canary section."""
         found = reactor_for(model)
         try:
             state = found.state(model)
@@ -110,6 +117,13 @@ def create_canary_router(reactor: CanaryReactor | None, *, max_body_bytes: int =
     )
     async def canary_action(request: Request, model: Annotated[str, Depends(require_model)],
                             action: str) -> Response:
+        """An operator's ``abort``, ``promote`` or ``rollback`` (of a running canary, or of
+        a completed promotion: the champion goes back to the previous one). The request id
+        is the body's ``request_id``, else the ``Idempotency-Key`` header, else a new one.
+        202 with the decision sentence (its registry moves are applied by the canary job at
+        once); 200 when that request id was handled before; 409 with the sentence when the
+        canary's phase does not allow the action; 404 for an unknown action or a model
+        without a canary."""
         if action not in ACTIONS:
             raise HTTPException(404, f"canary action {shown(action)}: expected one of "
                                 f"{', '.join(ACTIONS)}")
@@ -143,6 +157,12 @@ def create_canary_router(reactor: CanaryReactor | None, *, max_body_bytes: int =
         openapi_extra=json_body(FlaggerBody.model_json_schema(), required=True),
     )
     async def flagger_gate(request: Request, gate: str) -> Response:
+        """Flagger's webhook gates, with Flagger's body (``name``, ``namespace``,
+        ``phase``, ``checksum``, ``metadata``); the model is ``metadata.model``, else
+        ``name``, and ``metadata.version`` (optional) must be the version driftloop
+        judges. ``confirm-promotion``: 200 once driftloop promotes, else 403.
+        ``rollback``: 200 ("roll back now") once driftloop rolls back, aborts or fails,
+        or when its last check failed; else 403. The answer changes nothing."""
         if gate not in GATES:
             raise HTTPException(404, f"Flagger gate {shown(gate)}: expected one of "
                                 f"{', '.join(GATES)}")

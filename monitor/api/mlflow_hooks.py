@@ -82,6 +82,11 @@ def create_mlflow_webhook_router(
                                     (SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_ID_HEADER)],
                  })
     async def mlflow_webhook(request: Request) -> Response:
+        """MLflow registry webhooks (``model_version.created``, alias created/deleted):
+        401 with the reason unless ``X-MLflow-Signature`` verifies under the secret of
+        ``mlflow.webhook_secret_env``, ``X-MLflow-Timestamp`` is within 300 s and the
+        delivery id is new; then 200, and a model with a canary reads the registry at
+        once (``action: poll``); other events answer 200 ``ignored``."""
         body = await read_body(request, max_body_bytes)
         headers = request.headers
         delivery = headers.get(DELIVERY_ID_HEADER)
