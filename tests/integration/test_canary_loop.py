@@ -126,6 +126,13 @@ class Loop:
                    if p.body.get("data", {}).get("alias") == alias
                    and str(p.body["data"].get("version")) == version)
 
+    def flagger(self, gate: str, version: str) -> httpx.Response:
+        """Flagger's webhook call, with its documented body."""
+        body = {"name": MODEL, "namespace": "test", "phase": "Progressing",
+                "checksum": "6d4b8f9c7", "metadata": {"version": version}}
+        return httpx.post(f"{self.service.url}/api/v1/canary/flagger/{gate}", json=body,
+                          timeout=10)
+
     def restart_service(self) -> None:
         self.service.kill()
         self.service = start_service(self.service.config_path, name="driftloop")
@@ -225,6 +232,8 @@ def test_better_challenger_aliased_by_an_operator_is_promoted(loop: Loop) -> Non
     assert loop.service.metric("driftloop_canary_decisions_total",
                                decision="promote") == promoted_before + 1
     assert loop.service.metric("driftloop_canary_status", model=MODEL) == 1
+    assert loop.flagger("confirm-promotion", better).status_code == 200
+    assert loop.flagger("rollback", better).status_code == 403
     # started by MLflow's delivery: the service polls the registry once an hour
     log = loop.service.proc.log_tail(2000)
     assert "MLflow model_version_alias.created: the canary of loans reads the registry" in log
@@ -253,6 +262,8 @@ def test_worse_challenger_registered_by_a_driftloop_retrain_is_rolled_back(loop:
     tags = loop.tags(worse)
     assert tags[STATUS] == "rejected" and "performance" in tags["driftloop.canary.evidence"]
     assert [reason for reason, _ in loop.hook_calls(worse)] == ["start", "rollback"]
+    assert loop.flagger("rollback", worse).status_code == 200
+    assert loop.flagger("confirm-promotion", worse).status_code == 403
 
 
 def test_challenger_with_too_little_traffic_stays_inconclusive_until_max_inconclusive(
