@@ -15,6 +15,7 @@ the webhook header) receive it, the others get it in their payload.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -60,7 +61,12 @@ def format_time(value: datetime | None) -> str:
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """One retraining run to start; ``idempotency_key`` is stable across replays."""
+    """One retraining run to start; ``idempotency_key`` is stable across replays.
+
+    ``details``: more JSON for the targets that take a JSON body (webhook, GitHub,
+    Airflow), under the key ``details``; a canary deploy hook sends its versions,
+    decision and evidence there. Placeholders never read it.
+    """
 
     model: str
     version: str | None
@@ -69,6 +75,7 @@ class LaunchRequest:
     window_end: datetime | None
     idempotency_key: str
     sentence: str
+    details: Mapping[str, Any] | None = None
 
     def placeholders(self) -> dict[str, str]:
         """Every placeholder's value, each checked against PLACEHOLDER_PATTERN.
@@ -89,9 +96,13 @@ class LaunchRequest:
             check_placeholder_value(name, value)
         return values
 
-    def to_dict(self) -> dict[str, str]:
-        """JSON body shape shared by the webhook, GitHub and Airflow payloads (7 keys)."""
-        return {**self.placeholders(), "sentence": self.sentence}
+    def to_dict(self) -> dict[str, Any]:
+        """JSON body shape shared by the webhook, GitHub and Airflow payloads (7 keys, 8
+        with ``details``)."""
+        body: dict[str, Any] = {**self.placeholders(), "sentence": self.sentence}
+        if self.details is not None:
+            body["details"] = dict(self.details)
+        return body
 
 
 @dataclass(frozen=True)

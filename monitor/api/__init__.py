@@ -11,6 +11,9 @@
 - :mod:`~monitor.api.signatures`: signed webhooks (Grafana's timestamped HMAC) and the
   memory that refuses a delivery twice;
 - :mod:`~monitor.api.retrain`: ``POST /api/v1/alerts`` and the manual retrain route;
+- :mod:`~monitor.api.canary`: the canary's state and Argo verdict, operator actions and
+  Flagger's gates (answers in :mod:`~monitor.api.canary_views`);
+  :mod:`~monitor.api.mlflow_hooks`: ``POST /api/v1/mlflow/webhook``;
 - :mod:`~monitor.api.reports`: the Evidently HTML report of a drifted window;
 - :mod:`~monitor.api.page`: ``GET /``, the page for people (template in ``templates/``,
   SVG geometry in :mod:`~monitor.api.page_charts`).
@@ -20,6 +23,7 @@ May import: ``monitor.react``, ``monitor.store``, ``monitor.metrics``, ``monitor
 """
 
 from monitor.api.app import Dependency, ModelVersions, ServiceStatus, create_app
+from monitor.api.canary import create_canary_router
 from monitor.api.guards import (
     check_bind,
     guard_mutation,
@@ -30,6 +34,7 @@ from monitor.api.guards import (
     require_token,
     resolve_protect_reads,
 )
+from monitor.api.mlflow_hooks import create_mlflow_webhook_router
 from monitor.api.retrain import (
     GRAFANA_SIGNATURE_HEADER,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -50,6 +55,8 @@ __all__ = [
     "ServiceStatus",
     "check_bind",
     "create_app",
+    "create_canary_router",
+    "create_mlflow_webhook_router",
     "create_page_router",
     "create_report_router",
     "create_trigger_router",

@@ -40,12 +40,16 @@ ARTIFACT_PATH = "driftloop/baseline.json"
 SAMPLE_ARTIFACT_PATH = "driftloop/reference.parquet"
 
 
-def configure_mlflow_requests(timeout_seconds: float, max_retries: int) -> None:
+def configure_mlflow_requests(timeout_seconds: int | None, max_retries: int | None) -> None:
     """How MLflow's HTTP client waits and retries, for every MLflow call of this process
-    (``mlflow.request_timeout`` and ``mlflow.max_retries``). MLflow reads these variables
-    at each request; values the operator set in the environment win."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(timeout_seconds))))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
+    (``mlflow.request_timeout`` and ``mlflow.request_max_retries``; None keeps MLflow's
+    default). MLflow reads these variables at each request; its defaults retry a refused
+    connection for minutes, which would hold a job and hide an outage from /readyz.
+    Values the operator set in the environment win."""
+    for name, value in (("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout_seconds),
+                        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", max_retries)):
+        if value is not None:
+            os.environ.setdefault(name, str(value))
 
 
 def sample_path_for(baseline_path: str | Path) -> Path:

@@ -1,6 +1,7 @@
 """The ``driftloop`` command line (design section 6).
 
-Subcommands: ``serve``, ``baseline build``, ``evaluate``, ``demo``, ``dashboards build``.
+Subcommands: ``serve``, ``baseline build``, ``evaluate``, ``demo``, ``dashboards build``,
+``canary status|promote|rollback|abort``.
 A user error
 (a missing file or column, an unreadable value, a malformed baseline or config)
 prints one line, ``driftloop: error: <what>``, and exits with code 2; no traceback.
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, metavar="DIR",
                           help="output directory (default: grafana/dashboards, from the "
                                "repository root)")
+    from monitor.cli.canary import add_canary_parser
+
+    add_canary_parser(commands)
     return parser
 
 
@@ -188,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.out, seed=args.seed, report=not args.no_report)
         if args.command == "dashboards":
             return _dashboards_build(args)
+        if args.command == "canary":
+            from monitor.cli.canary import run_canary
+
+            return run_canary(args)
     except (InputError, ConfigError) as exc:
         message = str(exc).strip().replace("\n", "; ")
         print(f"driftloop: error: {message}", file=sys.stderr)

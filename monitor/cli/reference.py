@@ -137,7 +137,13 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the app ``driftloop serve`` runs, on a throwaway store."""
     from prometheus_client import CollectorRegistry
 
-    from monitor.api import ServiceStatus, create_app, create_trigger_router
+    from monitor.api import (
+        ServiceStatus,
+        create_app,
+        create_canary_router,
+        create_mlflow_webhook_router,
+        create_trigger_router,
+    )
     from monitor.config import Config
     from monitor.metrics import Metrics
     from monitor.react import RetrainReactor
@@ -150,6 +156,8 @@ def openapi_document() -> dict[str, Any]:
                          models=["<model>"])
         reactor = RetrainReactor(Config(), store, Metrics(registry), {})
         app.include_router(create_trigger_router(store, reactor, models=["<model>"]))
+        app.include_router(create_canary_router(None))
+        app.include_router(create_mlflow_webhook_router(None, None))
         return app.openapi()
     finally:
         store.close()

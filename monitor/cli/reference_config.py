@@ -23,6 +23,8 @@ _TYPE_WORDS = {
     "PositiveDuration": "positive duration",
     "Duration": "duration",
     "NonNegative": "number >= 0",
+    "NonNegativeInt": "integer >= 0",
+    "Confidence": "number in (0.5, 1)",
     "Share": "number in (0, 1]",
     "Alpha": "number in (0, 1)",
     "Port": "port",

@@ -16,6 +16,7 @@ from monitor.config.values import (
     Alpha,
     AutoOrNonNegative,
     AutoOrPositive,
+    Confidence,
     Duration,
     NonNegative,
     PositiveDuration,
@@ -168,22 +169,59 @@ class RetrainConfig(Section):
 
 
 class CanaryConfig(Section):
-    """``models.<name>.canary``: a challenger version judged against the champion, live."""
+    """``models.<name>.canary``: a challenger version judged against the champion, live.
+
+    Each interval compares the two versions on the traffic of that same interval
+    (prediction events by their ``version``, labels joined to them); the judge is
+    ``detectors.canary.judge``, the state machine ``triggers.canary``.
+    """
 
     champion_alias: str = "champion"
     """MLflow registry alias of the version serving most traffic."""
     challenger_alias: str = "challenger"
-    """MLflow registry alias of the version under test."""
+    """MLflow registry alias of the version under test; pointing it at a version starts a
+    canary of that version."""
+    previous_champion_alias: str = "previous_champion"
+    """Alias a promotion moves the replaced champion to (an operator rollback of the promotion
+    moves the champion back to it)."""
     min_events: PositiveInt = 2000
     """Events per arm and interval before a check counts; fewer is inconclusive."""
+    min_labels: PositiveInt = 100
+    """Labeled (joined) events per arm and interval before performance is compared; fewer
+    leaves performance inconclusive."""
     iterations: PositiveInt = 3
     """Passing checks in a row to promote the challenger."""
     threshold: PositiveInt = 2
-    """Failed checks to roll the challenger back."""
+    """Failed checks to roll the challenger back (never reset, as Flagger's failedChecks)."""
+    max_inconclusive: PositiveInt = 10
+    """Inconclusive checks in a row (too little traffic or labels, a marginal score) that roll
+    the challenger back."""
     max_performance_drop: NonNegative = 0.0
-    """Non-inferiority margin: how much worse than the champion the challenger may perform."""
-    interval: Duration = 300.0
-    """Length of one canary check interval."""
+    """Non-inferiority margin, in the judged metric's units (accuracy points, mae units...):
+    how much worse than the champion the challenger may perform. At 0 a challenger merely as
+    good as the champion never passes (a tie is inconclusive): give a small margin (e.g. 0.01)
+    to promote equals."""
+    confidence: Confidence = 0.95
+    """One-sided confidence of every comparison (performance, invalid rate, latency)."""
+    max_divergence: NonNegative = 0.1
+    """Largest Jensen-Shannon distance between the two versions' prediction distributions."""
+    max_invalid_increase: NonNegative = 0.01
+    """How much the challenger's share of invalid events (dead letters naming it) may exceed
+    the champion's."""
+    max_latency_increase: NonNegative = 0.2
+    """How much the challenger's mean latency (latency_ms) may exceed the champion's, relative
+    to the champion's."""
+    interval: PositiveDuration = 300.0
+    """Length of one canary check interval (rounded up to the canary job's ticks,
+    jobs.canary_interval)."""
+    hook: LauncherConfig | None = None
+    """Deploy hook called when a canary starts, promotes, rolls back, is aborted or reverted
+    (command, webhook, kfp, argo, github, airflow; placeholders {model}, {version} = the
+    challenger, {reason} = the decision, {idempotency_key} = the decision id); null: none."""
+
+    def policy_section(self) -> dict[str, object]:
+        """The keys ``triggers.canary_policy.CanaryPolicy.from_config`` reads."""
+        return self.model_dump(exclude={"hook"})
 
 
 class ModelConfig(Section):

@@ -97,12 +97,15 @@ class MlflowConfig(Section):
     poll_interval: Duration = 60.0
     """How often registry aliases are polled (baselines that follow an alias, new versions)."""
     webhook_secret_env: str | None = None
-    """Environment variable holding the HMAC secret of MLflow registry webhooks."""
-    request_timeout: PositiveDuration = 10.0
-    """Timeout of one request to MLflow (MLflow's own default is 120 s)."""
-    max_retries: NonNegativeInt = 1
-    """Retries of a failed request to MLflow (its own default retries for minutes, which
-    would hide an outage from /readyz and hold a scheduled job)."""
+    """Environment variable holding the HMAC secret of MLflow registry webhooks
+    (POST /api/v1/mlflow/webhook); unset: every delivery is refused (401)."""
+    request_timeout: PositiveInt | None = 10
+    """Seconds one call of the service to MLflow may take (MLFLOW_HTTP_REQUEST_TIMEOUT of the
+    service's MLflow client); null: MLflow's own default (120 s)."""
+    request_max_retries: NonNegativeInt | None = 1
+    """Retries of a failed call to MLflow (MLFLOW_HTTP_REQUEST_MAX_RETRIES of the service's
+    MLflow client); low, so a registry outage leaves a canary decision pending within seconds
+    instead of blocking its job for minutes; null: MLflow's own default (7)."""
 
 
 class ServerConfig(Section):
@@ -168,6 +171,9 @@ class JobsConfig(Section):
     """How often the brokers are probed for /readyz."""
     run_pruning_interval: PositiveDuration = 3600.0
     """How often finished retrain runs beyond retrain.keep_runs are deleted."""
+    canary_interval: PositiveDuration = 5.0
+    """How often the canary job runs: applies pending registry moves and hooks, looks for new
+    challengers, and judges each model whose canary.interval has elapsed."""
 
 
 class Config(Section):

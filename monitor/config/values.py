@@ -17,6 +17,7 @@ __all__ = [
     "Alpha",
     "AutoOrNonNegative",
     "AutoOrPositive",
+    "Confidence",
     "ConfigError",
     "Duration",
     "EventTime",
@@ -77,6 +78,14 @@ def _positive_int(value: Any) -> int:
     return int(number)
 
 
+def _non_negative_int(value: Any) -> int:
+    expected = "expected a non-negative integer"
+    number = _number(value, expected)
+    if number != number or number < 0 or number != int(number):
+        raise ValueError(expected)
+    return int(number)
+
+
 def _checked(test: Any, expected: str) -> Any:
     def check(value: Any) -> float:
         number = _number(value, expected)
@@ -97,14 +106,6 @@ def _positive_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("expected a positive duration like 90s, 30m, 1h or 30d")
     return seconds
-
-
-def _non_negative_int(value: Any) -> int:
-    expected = "expected an integer of 0 or more"
-    number = _number(value, expected)
-    if number != number or number < 0 or number != int(number):
-        raise ValueError(expected)
-    return int(number)
 
 
 def _checked_text(ok: Any, expected: str) -> Any:
@@ -149,6 +150,8 @@ Share = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x <= 1, "expected a number in (0, 1]"))]
 Alpha = Annotated[
     float, BeforeValidator(_checked(lambda x: 0 < x < 1, "expected a number in (0, 1)"))]
+Confidence = Annotated[
+    float, BeforeValidator(_checked(lambda x: 0.5 < x < 1, "expected a number in (0.5, 1)"))]
 NonNegative = Annotated[
     float, BeforeValidator(_checked(lambda x: x >= 0, "expected a non-negative number"))]
 Port = Annotated[int, BeforeValidator(_port)]

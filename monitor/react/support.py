@@ -78,8 +78,9 @@ _URL_KEYS = ("url", "host", "api_url")
 
 def known_secrets(config: Config) -> tuple[str, ...]:
     """Every secret value the service holds, for masking: the API token, the Grafana and
-    MLflow HMAC secrets, each launcher's ``*_env`` secret, the password and query values
-    of configured URLs (state store, MLflow, launchers) and Kafka credential settings.
+    MLflow HMAC secrets, each launcher's and canary hook's ``*_env`` secret, the password
+    and query values of configured URLs (state store, MLflow, launchers, hooks) and Kafka
+    credential settings.
 
     Values shorter than ``triggers.redact.MIN_SECRET_CHARS`` are left out (masking them
     would garble every message and protects nothing).
@@ -89,10 +90,9 @@ def known_secrets(config: Config) -> tuple[str, ...]:
     values: list[str] = [*url_secrets(config.state.url)]
     if config.mlflow.tracking_uri:
         values += url_secrets(config.mlflow.tracking_uri)
-    for model in config.models.values():
-        section = model.retrain.launcher
-        if section is None:
-            continue
+    sections = [s for model in config.models.values()
+                for s in (model.retrain.launcher, model.canary and model.canary.hook) if s]
+    for section in sections:
         fields = section.model_dump()
         names += [v for k, v in fields.items() if k.endswith("_env") and isinstance(v, str)]
         values += [found for key in _URL_KEYS if isinstance(fields.get(key), str)

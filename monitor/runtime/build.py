@@ -25,17 +25,32 @@ from monitor.baseline import (
     load_reference_sample,
     watch_for,
 )
-from monitor.config import Config
+from monitor.config import Config, ConfigError
 from monitor.config.values import event_time_ms
 from monitor.evaluate import ReportFiles
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
-from monitor.react import RetrainReactor, known_secrets
+from monitor.react import (
+    CanaryReactor,
+    RetrainReactor,
+    build_hooks,
+    canary_policies,
+    known_secrets,
+)
 from monitor.store import Store
-from monitor.stream import ModelPipeline, Reactor, ReportRows, ReportWriter, Service
+from monitor.stream import (
+    ArmAccumulator,
+    ArmSpec,
+    ModelPipeline,
+    Reactor,
+    ReportRows,
+    ReportWriter,
+    Service,
+)
 from monitor.stream.consumer import ConsumerLoop
+from triggers.registry import MlflowRegistry
 
-__all__ = ["Runtime", "build", "reports_dir"]
+__all__ = ["Runtime", "build", "build_canary", "mlflow_registry", "reports_dir"]
 
 log = logging.getLogger("driftloop")
 
@@ -56,6 +71,7 @@ class Runtime:
     secrets: tuple[str, ...] = ()  # values no response or log line may carry
     reports: ReportFiles | None = None  # drift reports on disk (reports.enabled)
     report_writer: ReportWriter | None = None
+    canary: CanaryReactor | None = None  # models with a canary section (else None)
 
     def status(self) -> ServiceStatus:
         broker_reason = "" if self.loop.broker_ok else (self.loop.last_error or "unreachable")
@@ -73,13 +89,15 @@ class Runtime:
         close = getattr(self.reactor, "close", None)
         if callable(close):
             close()
+        if self.canary is not None:
+            self.canary.close()
         self.loop.close()
         self.store.close()
 
 
 def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     """``reactor=None``: the retrain reactor of the config (policy and launchers)."""
-    configure_mlflow_requests(config.mlflow.request_timeout, config.mlflow.max_retries)
+    configure_mlflow_requests(config.mlflow.request_timeout, config.mlflow.request_max_retries)
     store = Store(config.state.url)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -116,14 +134,42 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
 
         writer = ReportWriter(reports, metrics, load_sample, queue_size=config.reports.queue_size)
         rows = ReportRows(config.reports.max_rows, writer.offer, metrics.count_drift_report)
+    canary = build_canary(config, store, metrics, pipelines)
     # the Kafka clients are created by ConsumerLoop.connect, on the consumer thread
     service = Service(config, pipelines, store, metrics, decoder, None, None, reactor=reactor,
-                      report_rows=rows)
+                      report_rows=rows, arms=canary.arms if canary is not None else None)
     watch = watch_for(config, {name: p.baseline_key for name, p in pipelines.items()})
     stopping = threading.Event()
     loop = ConsumerLoop(config, service, stopping, watch)
     return Runtime(config, service, loop, store, registry, metrics, stopping, reactor, watch,
-                   known_secrets(config), reports, writer)
+                   known_secrets(config), reports, writer, canary)
+
+
+def build_canary(config: Config, store: Store, metrics: Metrics,
+                 pipelines: dict[str, ModelPipeline]) -> CanaryReactor | None:
+    """The canary reactor of the models with a ``canary`` section (None when none has):
+    their arms' accumulator (bins of each starting baseline's prediction profile), the
+    MLflow registry and the deploy hooks. ConfigError names a bad section."""
+    try:
+        policies = canary_policies(config)
+        hooks = build_hooks(config)
+    except ValueError as exc:
+        raise ConfigError(f"config {exc}") from None
+    if not policies:
+        return None
+    arms = ArmAccumulator({name: ArmSpec.of(pipelines[name].baseline,
+                                            config.models[name].performance.metric)
+                           for name in policies})
+    return CanaryReactor(config, store, metrics, arms, mlflow_registry(config), policies, hooks)
+
+
+def mlflow_registry(config: Config) -> MlflowRegistry:
+    """The registry adapter on an MlflowClient of ``mlflow.tracking_uri`` (its timeout and
+    retries come from ``configure_mlflow_requests``, called by ``build``)."""
+    from mlflow import MlflowClient
+
+    return MlflowRegistry(MlflowClient(tracking_uri=config.mlflow.tracking_uri,
+                                       registry_uri=config.mlflow.tracking_uri))
 
 
 def reports_dir(config: Config) -> Path | None:

@@ -11,12 +11,18 @@ job                    every                           does
 ``retrain-run-prune``  ``jobs.run_pruning_interval``   deletes finished runs past
                                                        ``retrain.keep_runs`` per model
 ``registry-poll``      ``mlflow.poll_interval``        follows the MLflow aliases of baselines
+``canary``             ``jobs.canary_interval``        applies pending canary moves and hooks,
+                                                       finds new challengers (the registry
+                                                       every ``mlflow.poll_interval``, or at
+                                                       once after a webhook), judges models
+                                                       whose ``canary.interval`` elapsed
 =====================  ==============================  =====================================
 
 Every job coalesces missed runs and never overlaps itself. A job that raises is
 logged with its name, counted in ``driftloop_job_errors_total{job}`` and runs
 again at its next time; the other jobs are not affected. ``stop`` waits for
-running jobs, so SIGTERM leaves none half-done.
+running jobs, so SIGTERM leaves none half-done. ``run_soon(name)`` brings a job's next
+run forward to now (a webhook or an operator request wakes the canary job).
 """
 
 from __future__ import annotations
@@ -179,3 +185,6 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     jobs.add("retrain-run-prune", every.run_pruning_interval, lambda: prune_runs(runtime))
     if runtime.watch is not None:
         jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)
+    if runtime.canary is not None:
+        jobs.add("canary", every.canary_interval, runtime.canary.tick)
+        runtime.canary.wake = lambda: jobs.run_soon("canary")

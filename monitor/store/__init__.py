@@ -3,8 +3,9 @@
 - :mod:`~monitor.store.database`: ``Store`` (open, migrate, short transactions) and
   ``Transaction`` (one unit of work); window results, checkpoints and offsets;
 - :mod:`~monitor.store.join`: label-join state (pending predictions and labels);
-- :mod:`~monitor.store.actions`: trigger state, retrain runs, alerts, canary state,
-  the decision log;
+- :mod:`~monitor.store.actions`: trigger state, retrain runs, alerts, the decision log;
+- :mod:`~monitor.store.canary`: canary state (the state machine's whole state, and
+  view columns for reads);
 - :mod:`~monitor.store.ownership`: partition owners and their fencing epochs;
 - :mod:`~monitor.store.schema` / :mod:`~monitor.store.migrations`: tables and their
   versioned migrations; :mod:`~monitor.store.engine`: SQLite/PostgreSQL engines and
@@ -15,11 +16,11 @@ May import: nothing of ``monitor`` (SQLAlchemy Core only).
 
 from monitor.store.actions import (
     AlertRecord,
-    CanaryState,
     DecisionRecord,
     RetrainRun,
     TriggerState,
 )
+from monitor.store.canary import CanaryState
 from monitor.store.database import Checkpoint, Store, Transaction
 from monitor.store.engine import StoreError
 from monitor.store.join import JoinCounts, JoinedPair, PendingLabel, PendingPrediction

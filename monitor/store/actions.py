@@ -1,4 +1,4 @@
-"""Trigger, retrain, alert, canary and decision records of the state store.
+"""Trigger, retrain, alert and decision records of the state store (canary: ``canary``).
 
 They live here, not in memory, so a restart (even ``kill -9``) neither fires a
 retrain twice nor forgets a cooldown or a canary's progress (design section 9).
@@ -20,7 +20,6 @@ from monitor.store.engine import StoreOps, insert_ignore, upsert
 
 __all__ = [
     "AlertRecord",
-    "CanaryState",
     "DecisionRecord",
     "RetrainRun",
     "TriggerOps",
@@ -61,18 +60,6 @@ class AlertRecord:
     status: str
     payload: Mapping[str, Any]
     received_at_ms: int
-
-
-@dataclass(frozen=True)
-class CanaryState:
-    model: str
-    phase: str
-    champion: str | None = None
-    challenger: str | None = None
-    passed: int = 0
-    failed_checks: int = 0
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    updated_at_ms: int = 0  # set by the store on write
 
 
 @dataclass(frozen=True)
@@ -243,44 +230,6 @@ class TriggerOps(StoreOps):
             AlertRecord(r.fingerprint, r.starts_at, r.model, r.status, r.payload, r.received_at_ms)
             for r in rows
         ]
-
-    # -- canary -----------------------------------------------------------------
-    def get_canary(self, model: str) -> CanaryState | None:
-        return self.canary_states(model).get(model)
-
-    def canary_states(self, model: str | None = None) -> dict[str, CanaryState]:
-        """Canary state per model (all models, or the one named)."""
-        t = schema.canary_state
-        query = select(t) if model is None else select(t).where(t.c.model == model)
-        with self._conn(write=False) as conn:
-            rows = conn.execute(query).all()
-        return {
-            r.model: CanaryState(
-                r.model,
-                r.phase,
-                r.champion,
-                r.challenger,
-                r.passed,
-                r.failed_checks,
-                r.evidence,
-                r.updated_at_ms,
-            )
-            for r in rows
-        }
-
-    def put_canary(self, state: CanaryState) -> None:
-        row = {
-            "model": state.model,
-            "phase": state.phase,
-            "champion": state.champion,
-            "challenger": state.challenger,
-            "passed": state.passed,
-            "failed_checks": state.failed_checks,
-            "evidence": dict(state.evidence),
-            "updated_at_ms": self._now_ms(),
-        }
-        with self._conn() as conn:
-            upsert(conn, schema.canary_state, [row], ("model",))
 
     # -- decision log -----------------------------------------------------------
     def log_decision(self, model: str, kind: str, sentence: str, at_ms: int | None = None) -> None:

@@ -40,6 +40,7 @@ from monitor.store import schema
 from monitor.store.actions import (
     TriggerOps,
 )
+from monitor.store.canary import CanaryOps
 from monitor.store.engine import StoreError, create_store_engine, dumps_json, to_ms, upsert
 from monitor.store.join import JoinOps
 from monitor.store.migrations import MIGRATIONS, Migration, migrate
@@ -66,8 +67,9 @@ class Checkpoint:
     updated_at_ms: int
 
 
-class _Ops(JoinOps, TriggerOps, OwnershipOps):
-    """Window results, checkpoints and offsets; the join and trigger groups are mixed in."""
+class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
+    """Window results, checkpoints and offsets; the join, trigger, canary and ownership
+    groups are mixed in."""
 
     # -- window results -----------------------------------------------------------
     def put_window(

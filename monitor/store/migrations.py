@@ -19,7 +19,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+)
 
 from monitor.store import schema
 
@@ -44,14 +57,38 @@ _V1_TABLES = ("windows", "checkpoints", "consumer_offsets", "pending_predictions
               "pending_labels", "trigger_state", "retrain_runs", "alerts", "canary_state",
               "decisions")
 
+# tables as step 1 created them, where a later step altered them
+_V1 = MetaData()
+_CANARY_STATE_V1 = Table(
+    "canary_state",
+    _V1,
+    Column("model", String(200), primary_key=True),
+    Column("phase", String(50), nullable=False),
+    Column("champion", String(200)),
+    Column("challenger", String(200)),
+    Column("passed", Integer, nullable=False),
+    Column("failed_checks", Integer, nullable=False),
+    Column("evidence", JSON(none_as_null=True), nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+_ALTERED_LATER = {_CANARY_STATE_V1.name}
+
 
 def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t.name in _V1_TABLES]
+    tables = [t for t in schema.metadata.sorted_tables
+              if t.name in _V1_TABLES and t.name not in _ALTERED_LATER]
     schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+    _V1.create_all(conn, checkfirst=True)
 
 
 def _v2_partition_owners(conn: Connection) -> None:
     schema.partition_owners.create(conn, checkfirst=True)
+
+
+def _v3_canary_state_document(conn: Connection) -> None:
+    # the JSON type as this dialect spells it (JSON on both SQLite and PostgreSQL)
+    column_type = schema.canary_state.c.state.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE canary_state ADD COLUMN state {column_type}"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -62,6 +99,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v1_initial,
     ),
     Migration(2, "partition owners and their fencing epochs", _v2_partition_owners),
+    Migration(3, "canary state machine kept whole (canary_state.state)",
+              _v3_canary_state_document),
 )
 
 

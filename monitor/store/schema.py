@@ -183,6 +183,9 @@ canary_state = Table(
     Column("failed_checks", Integer, nullable=False),
     Column("evidence", _json(), nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    # since migration step 2: the canary state machine's whole state
+    # (triggers.canary_state.CanaryState.to_dict()); the columns above are its view
+    Column("state", _json()),
 )
 
 decisions = Table(

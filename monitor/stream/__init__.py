@@ -19,13 +19,16 @@
 - :mod:`~monitor.stream.report_rows`: rows of the open windows (all, or a uniform
   sample), handed to the report writer when a window closes with drift;
 - :mod:`~monitor.stream.report_writer`: ``ReportWriter``, one thread behind a bounded
-  queue writing Evidently reports of drifted windows.
+  queue writing Evidently reports of drifted windows;
+- :mod:`~monitor.stream.arms`: ``ArmAccumulator``, per-version interval statistics the
+  canary judge compares (fed by the loop, taken by the canary job).
 
 May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 ``monitor.store``, ``monitor.config``, ``monitor.metrics``, ``monitor.tables``,
 ``detectors``.
 """
 
+from monitor.stream.arms import ArmAccumulator, ArmSpec
 from monitor.stream.columns import ColumnChunk, to_columns
 from monitor.stream.export import Reactor
 from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutput
@@ -35,6 +38,8 @@ from monitor.stream.service import Service, StepStats
 from monitor.stream.windows import ClosedWindow, OpenWindow, Stream
 
 __all__ = [
+    "ArmAccumulator",
+    "ArmSpec",
     "ClosedWindow",
     "ColumnChunk",
     "ModelPipeline",

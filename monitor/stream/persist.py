@@ -65,6 +65,7 @@ class Persisted:
     # that fails and is read again counts nothing twice
     events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
+    pairs: dict[str, list[Any]] = field(default_factory=dict)  # joined, per model (canary arms)
 
 
 @dataclass
@@ -146,7 +147,8 @@ class Persister:
             for out in buffers.outputs:
                 tx.put_window(out.model, out.version, out.key, out.index, out.result,
                               out.start_ms, out.end_ms)
-            for model, pairs in self._join(tx, buffers).items():
+            joins = self._join(tx, buffers)  # canary arms (issue 10): kept for Persisted.pairs
+            for model, pairs in joins.items():
                 joined[model] = len(pairs)
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
@@ -169,7 +171,7 @@ class Persister:
         self.last_persist = self.clock()
         counts, invalid = self.counts, self.invalid
         self.counts, self.invalid = Counter(), Counter()
-        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid)
+        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid, joins)
 
     def expire(self, metrics: Metrics) -> None:
         """Drop unjoined label-join rows past their TTL, each model on its own event-time

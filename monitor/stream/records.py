@@ -30,10 +30,12 @@ class RecordReader:
     """Decodes the records of one partition, dead-lettering what cannot be used."""
 
     def __init__(self, decoder: Decoder, pipelines: Mapping[str, ModelPipeline],
-                 dead_letters: Callable[[], DeadLetters | None]) -> None:
+                 dead_letters: Callable[[], DeadLetters | None], *,
+                 on_dead_letter: Callable[[Any], None] | None = None) -> None:
         self.decoder = decoder
         self.pipelines = pipelines
         self._dead_letters = dead_letters
+        self._on_dead_letter = on_dead_letter  # e.g. the canary's invalid count per version
         # (topic, partition, offset) of records to dead-letter as poison when seen again
         self.quarantined: set[tuple[str, int, int]] = set()
         self.invalid: Counter[str] = Counter()
@@ -48,6 +50,8 @@ class RecordReader:
         assert writer is not None, "dead letters before the broker connection"
         self.invalid[error.reason] += 1
         writer.write(record, error)
+        if self._on_dead_letter is not None:
+            self._on_dead_letter(record)
 
     def _quarantined(self, key: TopicPartitionKey, record: Any) -> bool:
         if (key[0], key[1], record.offset) not in self.quarantined:

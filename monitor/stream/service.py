@@ -43,6 +43,7 @@ from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetters, Decoder, Label, Prediction
 from monitor.metrics import Metrics
 from monitor.store import StaleOwnership, Store
+from monitor.stream.arms import ArmAccumulator
 from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
@@ -85,6 +86,7 @@ class Service:
         reactor: Reactor | None = None,
         clock: Callable[[], float] = time.time,
         report_rows: ReportRows | None = None,
+        arms: ArmAccumulator | None = None,
     ) -> None:
         self.config = config
         self.pipelines = pipelines
@@ -98,11 +100,15 @@ class Service:
         self.reactor = reactor
         self.clock = clock
         self.report_rows = report_rows  # rows of open windows for drift reports (or None)
+        self.arms = arms  # per-version interval statistics for the canary judge (or None)
         self.group = config.kafka.group_id
         self.member = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions = Partitions()
         self.persister = Persister(store, pipelines, self.group, clock)
-        self.reader = RecordReader(decoder, pipelines, lambda: self.dead_letters)
+        self.reader = RecordReader(
+            decoder, pipelines, lambda: self.dead_letters,
+            on_dead_letter=None if arms is None else
+            (lambda record: arms.add_dead_letter(record.value, record.headers)))
         # (topic, partition) -> (first, last) offset of the last poll: the poison hunt
         self.last_polled: dict[TopicPartitionKey, tuple[int, int]] = {}
         self._last_housekeeping = clock()
@@ -169,6 +175,8 @@ class Service:
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: list[Prediction]) -> None:
         pipeline = self.pipelines[model]
+        if self.arms is not None:
+            self.arms.add_predictions(model, version, run)
         if self.report_rows is not None:
             self.report_rows.feed(pipeline, version, partition, run)
         self._evaluate(pipeline, pipeline.add_many(version, partition, run,
@@ -239,6 +247,8 @@ class Service:
                 persisted = self._write(force)
             self.partitions.dirty = False
         export(persisted, self.metrics, self.reactor)
+        if self.arms is not None:
+            self.arms.add_pairs(persisted.pairs)
         return persisted
 
     def _write(self, force: bool) -> Persisted:

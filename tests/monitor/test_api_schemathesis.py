@@ -22,10 +22,19 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from schemathesis import GenerationMode
 
-from monitor.api import Dependency, ServiceStatus, create_app, create_trigger_router
+from monitor.api import (
+    Dependency,
+    ServiceStatus,
+    create_app,
+    create_canary_router,
+    create_mlflow_webhook_router,
+    create_trigger_router,
+)
 from monitor.metrics import Metrics
 from monitor.react import RetrainReactor
 from monitor.store import RetrainRun, Store
+from tests.monitor.test_canary_reactor import Rig
+from tests.monitor.test_canary_reactor import make_config as canary_config
 from tests.monitor.test_reactor import Clock, FakeLauncher, make_config
 
 TOKEN = "api-token-SECRET-1111"
@@ -51,15 +60,21 @@ class Api:
                               protect_reads=True, secrets=[*OTHER_SECRETS, GRAFANA_SECRET])
         self.app.include_router(create_trigger_router(
             self.store, reactor, models=["carloan"], grafana_secret=SecretStr(GRAFANA_SECRET)))
+        # the canary routes, on a canary whose registry is in memory
+        self.canary = Rig(self.store, canary_config()).reactor
+        self.app.include_router(create_canary_router(self.canary))
+        self.app.include_router(create_mlflow_webhook_router(
+            self.canary, SecretStr(OTHER_SECRETS[0])))
         # what a target that echoes its URL would leave behind
         echoed = f"/hook?token={OTHER_SECRETS[2]}"
         self.store.create_run(RetrainRun("old", "carloan", "drift", "old", "webhook", "unknown",
                                          1000, 2000, external_id=echoed))
         self.store.log_decision("carloan", "retrain", f"retrain carloan: run webhook {echoed}")
 
-    def recorded(self) -> tuple[int, int, int, int]:
+    def recorded(self) -> tuple[int, int, int, int, int]:
         return (len(self.store.alerts(limit=10_000)), len(self.store.runs("carloan", limit=999)),
-                len(self.store.decisions("carloan", limit=999)), len(self.launcher.launched))
+                len(self.store.decisions("carloan", limit=999)), len(self.launcher.launched),
+                len(self.store.canary_states()))
 
 
 @pytest.fixture(scope="module")

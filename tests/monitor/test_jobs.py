@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -110,5 +112,41 @@ def test_run_pruning_job_keeps_retrain_keep_runs_finished_runs_per_model(
         assert "retrain-run-prune" in jobs.names
         assert prune_runs(runtime) == 3
         assert [r.id for r in runtime.store.runs("carloan")] == ["r5", "r4", "r3", "live"]
+    finally:
+        runtime.close()
+
+
+def test_run_soon_brings_a_job_forward_and_ignores_unknown_names() -> None:
+    jobs = Jobs(Metrics(CollectorRegistry()))
+    ran = threading.Event()
+    jobs.add("hourly", 3600, ran.set)
+    jobs.start()
+    try:
+        jobs.run_soon("nope")
+        assert not ran.is_set()
+        jobs.run_soon("hourly")
+        wait_until(ran.is_set, "the hourly job run at once")
+    finally:
+        jobs.stop()
+
+
+def test_service_with_a_canary_schedules_the_canary_job_and_wakes_it(
+        tmp_path: Path, example_baseline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # build sets MLflow's timeout from the config where the operator set none (kept here)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    config = load_config(data={
+        "kafka": {"bootstrap_servers": ["127.0.0.1:1"]},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "mlflow": {"tracking_uri": "http://127.0.0.1:1"},
+        "models": {"carloan": {"baseline": str(example_baseline), "canary": {}}}}, environ={})
+    runtime = build(config)
+    try:
+        assert runtime.canary is not None and runtime.service.arms is runtime.canary.arms
+        jobs = Jobs(runtime.metrics)
+        schedule_service_jobs(jobs, runtime)
+        assert "canary" in jobs.names and runtime.canary.wake is not None
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
     finally:
         runtime.close()

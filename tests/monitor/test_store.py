@@ -25,6 +25,7 @@ from monitor.store import schema as store_schema
 from monitor.store.migrations import MIGRATIONS, Migration
 
 FAR = 10**13  # an expiry no test reaches
+LATEST = len(MIGRATIONS)  # the schema version a new store reaches
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,9 +60,9 @@ def _label(
 
 
 # -- schema and migrations ----------------------------------------------------------
-def test_new_store_applies_every_step_and_has_every_table(store: Store) -> None:
-    assert store.applied_migrations == list(range(1, len(MIGRATIONS) + 1))
-    assert store.schema_version() == len(MIGRATIONS)
+def test_new_store_creates_every_table_at_the_latest_version(store: Store) -> None:
+    assert store.applied_migrations == list(range(1, LATEST + 1))
+    assert store.schema_version() == LATEST
     tables = set(inspect(store.engine).get_table_names())
     assert {t.name for t in store_schema.metadata.sorted_tables} <= tables
 
@@ -123,7 +124,7 @@ def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url: str) ->
         thread.join()
     try:
         assert errors == []
-        assert sorted(len(s.applied_migrations) for s in opened) == [0, 0, 0, len(MIGRATIONS)]
+        assert sorted(len(s.applied_migrations) for s in opened) == [0, 0, 0, LATEST]
     finally:
         for s in opened:
             s.close()
@@ -136,17 +137,16 @@ def test_appended_migration_step_runs_once(store_url: str) -> None:
         calls.append(1)
         conn.execute(text("CREATE TABLE notes_v2 (id INTEGER PRIMARY KEY)"))
 
-    n = len(MIGRATIONS)
-    steps = (*MIGRATIONS, Migration(n + 1, "notes", add_notes))
+    steps = (*MIGRATIONS, Migration(LATEST + 1, "notes", add_notes))
     with Store(store_url) as first:
-        assert first.applied_migrations == list(range(1, n + 1))
+        assert first.applied_migrations == list(range(1, LATEST + 1))
     with Store(store_url, migrations=steps) as second:
-        assert second.applied_migrations == [n + 1]
-        assert second.schema_version() == n + 1
+        assert second.applied_migrations == [LATEST + 1]
+        assert second.schema_version() == LATEST + 1
     with Store(store_url, migrations=steps) as third:
         assert third.applied_migrations == []
     assert calls == [1]
-    with pytest.raises(SchemaError, match=f"schema version {n + 1} is newer"):
+    with pytest.raises(SchemaError, match=f"schema version {LATEST + 1} is newer"):
         Store(store_url)
 
 
@@ -155,12 +155,11 @@ def test_failing_migration_step_leaves_the_previous_version(store_url: str) -> N
         conn.execute(text("CREATE TABLE half_v2 (id INTEGER PRIMARY KEY)"))
         raise RuntimeError("step 2 broke")
 
-    n = len(MIGRATIONS)
     Store(store_url).close()
     with pytest.raises(RuntimeError, match="step 2 broke"):
-        Store(store_url, migrations=(*MIGRATIONS, Migration(n + 1, "broken", half_done)))
+        Store(store_url, migrations=(*MIGRATIONS, Migration(LATEST + 1, "broken", half_done)))
     with Store(store_url) as reopened:
-        assert reopened.schema_version() == n
+        assert reopened.schema_version() == LATEST
         assert "half_v2" not in inspect(reopened.engine).get_table_names()
 
 
@@ -474,6 +473,38 @@ def test_canary_state_round_trips(store: Store) -> None:
         "carloan", "failed", "3", "4", 1, 2, {"checks": [True, False]}, 1_700_000_000_000
     )
     assert list(store.canary_states()) == ["carloan"]
+
+
+def test_canary_document_is_kept_whole_and_fills_the_view_columns(store: Store) -> None:
+    document = {"model": "carloan", "phase": "progressing", "champion": "3",
+                "challenger": "4", "passed": 2, "failed_checks": 1,
+                "evidence": {"outcome": "pass"}, "pending": None,
+                "history": [{"at": "2026-01-05T12:00:00+00:00", "event": "start"}]}
+    assert store.load_canary_document("carloan") is None
+    store.save_canary_document(document)
+    assert store.load_canary_document("carloan") == document
+    assert store.get_canary("carloan") == CanaryState(
+        "carloan", "progressing", "3", "4", 2, 1, {"outcome": "pass"}, 1_700_000_000_000,
+        document)
+
+
+def test_canary_document_without_a_phase_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"expected a CanaryState\.to_dict"):
+        store.save_canary_document({"model": "carloan"})
+
+
+def test_canary_row_of_a_version_one_store_survives_the_upgrade(store_url: str) -> None:
+    with Store(store_url, migrations=MIGRATIONS[:1]) as old:
+        old.put_canary(CanaryState("carloan", "running", "3", "4", 1, 0, {"a": 1}))
+    with Store(store_url) as upgraded:
+        assert upgraded.applied_migrations == list(range(2, LATEST + 1))
+        assert upgraded.load_canary_document("carloan") is None
+        found = upgraded.get_canary("carloan")
+        assert found is not None and (found.phase, found.challenger) == ("running", "4")
+        upgraded.save_canary_document({"model": "carloan", "phase": "progressing",
+                                       "champion": "3", "challenger": "5"})
+        assert upgraded.load_canary_document("carloan") == {
+            "model": "carloan", "phase": "progressing", "champion": "3", "challenger": "5"}
 
 
 def test_decisions_newest_first(store: Store) -> None:

@@ -162,17 +162,21 @@ def start_tansu(workdir: Path, port: int | None = None) -> Managed:
     return proc
 
 
-def start_mlflow(workdir: Path, backend_uri: str | None = None,
-                 port: int | None = None) -> Managed:
-    """``mlflow server`` on a free port (or ``port``, to restart on the same data)."""
+def start_mlflow(workdir: Path, backend_uri: str | None = None, *, port: int | None = None,
+                 env: dict[str, str] | None = None) -> Managed:
+    """``mlflow server`` on ``workdir``'s SQLite (or ``backend_uri``). Pass the same
+    ``workdir`` and ``port`` to restart it on the same backend; ``env`` adds variables
+    (e.g. ``MLFLOW_WEBHOOK_CACHE_TTL``, ``MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY``, which a
+    restart needs to read the webhook secrets it stored)."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
-    env = dict(os.environ)
-    env.update(
+    environment = dict(os.environ)
+    environment.update(
         MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
         MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        **(env or {}),
     )
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     proc = Managed(
@@ -182,7 +186,7 @@ def start_mlflow(workdir: Path, backend_uri: str | None = None,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         workdir / f"mlflow-{port}.log",
         port,
-        env=env,
+        env=environment,
         cwd=workdir,
     ).start()
     url = f"http://127.0.0.1:{port}"
