@@ -31,7 +31,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from monitor.baseline import RegistryWatch
 from monitor.config import Config
@@ -153,11 +153,22 @@ class ConsumerLoop:
             if persisted is not None:
                 self._commit(persisted.positions, wait=True)
 
+    def _stable(self) -> bool:
+        """Whether the consumer is a settled member of its group (joined, heartbeating)."""
+        assert self.consumer is not None
+        try:
+            state = self.consumer.group_metadata().state  # type: ignore[attr-defined]
+        except AttributeError:  # a client without group metadata: trust the assignment
+            return True
+        return bool(state == MemberState.STABLE)
+
     def _adopt_orphans(self) -> None:
         """Partitions Kafka assigns to this member that it does not hold (dropped when
         another member's claim fenced a write) are taken again once they stay orphaned
         for two checks: by then any revocation would have arrived."""
         assert self.consumer is not None
+        if not self._stable():
+            return  # mid-rebalance, assignment() may still list what is being taken away
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         orphans = assigned - self.service.partitions.owned
         again = orphans & self._orphans
@@ -210,16 +221,17 @@ class ConsumerLoop:
             log.warning("kafka offset commit failed (the state store has them): %s", exc)
 
     def _check_join(self, now: float, unassigned_since: float | None) -> float | None:
-        """A group join that never completes leaves the consumer without partitions for
-        good: start a new one. Returns when the consumer was first seen unassigned."""
+        """A group join that never completes (seen after a broker restart) leaves the
+        consumer unsettled or without partitions for good: start a new one. Returns when the
+        consumer was first seen so."""
         assert self.consumer is not None
-        if self.consumer.assignment() or not self.broker_ok:
+        if (self._stable() and self.consumer.assignment()) or not self.broker_ok:
             return None
         if unassigned_since is None:
             return now
         if now - unassigned_since > STUCK_JOIN_SECONDS:
-            log.warning("no partitions assigned for %.0f s although the broker answers: "
-                        "starting a new consumer", now - unassigned_since)
+            log.warning("not a settled group member with partitions for %.0f s although "
+                        "the broker answers: starting a new consumer", now - unassigned_since)
             self._recreate_consumer()
             return None
         return unassigned_since
