@@ -284,6 +284,23 @@ def test_evaluate_without_labels_estimates_accuracy_falls_flags_only_shifted_win
     assert "accuracy" in table and "band" in table and f"{first['baseline']:.3f}" in table
 
 
+def test_baseline_build_takes_class_score_columns_by_prefix(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    multiclass_rows(np.random.default_rng(4), 3000, 2.0).to_csv(tmp_path / "ref.csv",
+                                                                  index=False)
+    common = ("baseline", "build", "--data", tmp_path / "ref.csv", "--model", "m", "--target",
+              "y", "--prediction", "prediction", "--id", "id", "--out", tmp_path / "b.json")
+    code, _, err = _run(capsys, *common, "--scores-prefix", "p_")
+    assert code == 0, err
+    baseline = Baseline.load(tmp_path / "b.json")
+    assert baseline.columns.class_scores == {"a": "p_a", "b": "p_b", "c": "p_c"}
+    assert baseline.cbpe is not None and baseline.cbpe.metrics == ("accuracy",)
+    assert "performance estimate (accuracy)" in err
+    code, _, err = _run(capsys, *common, "--scores-prefix", "proba_")
+    assert code == 2 and err.count("\n") == 1
+    assert "--scores-prefix 'proba_': no column starts with it" in err
+
+
 def test_evaluate_with_labels_shows_the_realized_value_beside_the_estimate(
         capsys: pytest.CaptureFixture[str], frames: tuple[pd.DataFrame, pd.DataFrame],
         baseline: Baseline, tmp_path: Path) -> None:
