@@ -90,6 +90,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("driftloop_performance_threshold", "gauge", "model version metric",
           "Performance at which a window counts as degraded (baseline less max_drop; "
           "for losses and errors, plus max_drop)."),
+    _spec("driftloop_performance_estimated", "gauge", "model version metric",
+          "Performance of the last window estimated from its scores without labels (CBPE)."),
     _spec("driftloop_events_late_total", "counter", "model",
           "Events too late for their event-time window."),
     _spec("driftloop_dead_letters_total", "counter", "",
@@ -191,6 +193,7 @@ class Metrics:
         self.feature_drift_threshold = self._gauge("driftloop_feature_drift_threshold")
         self.dataset_drift_share_threshold = self._gauge("driftloop_dataset_drift_share_threshold")
         self.performance_threshold = self._gauge("driftloop_performance_threshold")
+        self.performance_estimated = self._gauge("driftloop_performance_estimated")
         self.events_late = self._counter("driftloop_events_late_total")
         self.dead_letters = self._counter("driftloop_dead_letters_total")
         self.join_pending = self._gauge("driftloop_label_join_pending")
@@ -223,7 +226,8 @@ class Metrics:
         """Set the drift, quality and performance gauges from a window result (design 6.1).
 
         Parts that are absent or null (``performance`` without joined labels,
-        ``prediction_drift`` without predictions) leave their gauges as they were.
+        ``prediction_drift`` without predictions, ``estimated_performance`` without a
+        CBPE reference) leave their gauges as they were.
         """
         version = str(version)
         self.windows.labels(model, version).inc()
@@ -261,6 +265,11 @@ class Metrics:
         if quality is not None:
             self.quality_violations.labels(model, version).set(len(quality.get("violations") or ()))
         self.observe_performance(model, version, result.get("performance"))
+        estimated = result.get("estimated_performance")
+        if estimated:
+            # NaN while undefined: a gap in the graph, not a stale estimate
+            self.performance_estimated.labels(model, version, str(estimated.get("metric"))).set(
+                _number(estimated.get("value")))
 
     def observe_performance(
         self, model: str, version: str, performance: Mapping[str, Any] | None

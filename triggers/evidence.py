@@ -44,6 +44,9 @@ class Policy:
     run_timeout_seconds: float = 86400.0
     # a person asking explicitly overrides the cooldown, never a running run
     manual_ignores_cooldown: bool = True
+    # performance_drop reads a window's estimated performance while its version has no
+    # realized performance yet (models.<name>.performance.use_estimate)
+    use_estimate: bool = True
     remember: int = 256
 
     def __post_init__(self) -> None:
@@ -72,6 +75,8 @@ class WindowEvidence:
     performance_baseline: float | None = None
     estimated_degraded: bool | None = None
     estimated_value: float | None = None
+    estimated_metric: str | None = None
+    estimated_baseline: float | None = None
     quality_violations: tuple[str, ...] | None = None
 
     @classmethod
@@ -100,8 +105,12 @@ class WindowEvidence:
             performance_metric=performance.get("metric"),
             performance_value=_number(performance.get("value")),
             performance_baseline=_number(performance.get("baseline")),
-            estimated_degraded=_flag(estimated.get("degraded")),
+            # an inconclusive estimate (too few rows) measured nothing: no reset
+            estimated_degraded=None if estimated.get("status") == "inconclusive"
+            else _flag(estimated.get("degraded")),
             estimated_value=_number(estimated.get("value")),
+            estimated_metric=estimated.get("metric"),
+            estimated_baseline=_number(estimated.get("baseline")),
             quality_violations=violations,
         )
 

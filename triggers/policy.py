@@ -8,6 +8,13 @@ persists ``decision.state`` first, then acts.
 
 Order of checks for a trigger: enabled in ``retrain.on`` -> not seen before
 -> hysteresis met (window signals) -> nothing running -> not in cooldown.
+
+Labels come late: with ``Policy.use_estimate``, a window of a version that has had
+no realized performance window yet moves the ``performance_drop`` streak with its
+estimated performance (CBPE) instead; the version's first realized performance
+window ends that for good. ``estimated_performance_drop`` always reads the
+estimate; when both are enabled and met on an estimate, that more precise reason
+is named.
 """
 
 from __future__ import annotations
@@ -132,27 +139,37 @@ def _window(state: TriggerState, window: WindowEvidence, now: datetime, policy: 
         sentence = f"no retrain for {model}: window {window.window_id} already counted"
         return Decision("none", "", sentence, None, transition(state, "hold"))
     quality = None if window.quality_violations is None else bool(window.quality_violations)
+    version = window.version or ""
+    estimated = _stands_in(state, window, policy)
+    performance = window.estimated_degraded if estimated else window.performance_degraded
+    realized = state.realized_versions
+    if window.performance_degraded is not None and version not in realized:
+        realized = _remember(realized, version, policy)
     state = replace(
         state,
         drift_windows=_streak(state.drift_windows, window.dataset_drift),
-        performance_windows=_streak(state.performance_windows, window.performance_degraded),
+        performance_windows=_streak(state.performance_windows, performance),
         estimated_windows=_streak(state.estimated_windows, window.estimated_degraded),
         quality_windows=_streak(state.quality_windows, quality),
         seen_windows=_remember(state.seen_windows, window.window_id, policy),
+        realized_versions=realized,
     )
-    streaks: dict[str, int] = {name: getattr(state, name) for _, name in _WINDOW_SIGNALS}
+    signals = _signals(estimated, policy)
+    streaks: dict[str, int] = {name: getattr(state, name) for _, name in signals}
     met = [
         r
-        for r, name in _WINDOW_SIGNALS
+        for r, name in signals
         if r in policy.on and streaks[name] >= policy.consecutive_windows
     ]
     if not met:
         return Decision(
-            "none", "", _quiet(model, window, streaks, policy), None, transition(state, "hold")
+            "none", "", _quiet(model, window, streaks, policy, signals, estimated), None,
+            transition(state, "hold")
         )
     reason = met[0]
-    count = streaks[dict(_WINDOW_SIGNALS)[reason]]
-    because = f"{_TEXT[reason]} in {count} consecutive windows{_detail(reason, window, policy)}"
+    count = streaks[dict(signals)[reason]]
+    detail = _detail(reason, window, policy, estimated)
+    because = f"{_TEXT[reason]} in {count} consecutive windows{detail}"
     key = idempotency_key(model, reason, window.window_id)
     return _gate(state, reason, because, key, now, policy, window.version, window.start, window.end)
 
@@ -241,12 +258,29 @@ def _gate(
     return Decision("retrain", reason, f"retrain {model}: {because}", key, new, version, start, end)
 
 
-def _quiet(model: str, window: WindowEvidence, streaks: dict[str, int], policy: Policy) -> str:
+def _stands_in(state: TriggerState, window: WindowEvidence, policy: Policy) -> bool:
+    """Whether the window's estimate stands in for realized performance (no labels yet)."""
+    return (policy.use_estimate and window.performance_degraded is None
+            and window.estimated_degraded is not None
+            and (window.version or "") not in state.realized_versions)
+
+
+def _signals(estimated: bool, policy: Policy) -> tuple[tuple[str, str], ...]:
+    """The window signals in the order they are named; when the estimate stands in for
+    performance and estimated_performance_drop is enabled, that one says it better."""
+    if not estimated or "estimated_performance_drop" not in policy.on:
+        return _WINDOW_SIGNALS
+    first = [s for s in _WINDOW_SIGNALS if s[0] == "estimated_performance_drop"]
+    return (*first, *(s for s in _WINDOW_SIGNALS if s[0] != "estimated_performance_drop"))
+
+
+def _quiet(model: str, window: WindowEvidence, streaks: dict[str, int], policy: Policy,
+           signals: tuple[tuple[str, str], ...], estimated: bool) -> str:
     """Why a window did not trigger: the signal closest to triggering, or clean."""
-    for reason, name in _WINDOW_SIGNALS:
+    for reason, name in signals:
         if streaks[name] == 0:
             continue
-        detail = _detail(reason, window, policy)
+        detail = _detail(reason, window, policy, estimated)
         if reason not in policy.on:
             return (
                 f"no retrain for {model}: {_TEXT[reason]}{detail}, "
@@ -262,9 +296,15 @@ def _quiet(model: str, window: WindowEvidence, streaks: dict[str, int], policy: 
     return f"no retrain for {model}: window {window.window_id} clean{share}"
 
 
-def _detail(reason: str, window: WindowEvidence, policy: Policy) -> str:
+def _detail(reason: str, window: WindowEvidence, policy: Policy, estimated: bool = False) -> str:
     if reason == "dataset_drift" and window.drift_share is not None:
         return f" (share {window.drift_share:.2f} >= {policy.drift_share:.2f})"
+    if reason == "performance_drop" and estimated and window.estimated_value is not None:
+        base = ("" if window.estimated_baseline is None
+                else f" vs baseline {window.estimated_baseline:.3f}")
+        return (f" (estimated {window.estimated_metric or 'performance'} "
+                f"{window.estimated_value:.3f}{base}; no realized performance of version "
+                f"{window.version or '?'} yet)")
     if reason == "performance_drop" and window.performance_value is not None:
         base = (
             ""

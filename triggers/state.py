@@ -35,7 +35,7 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
 }
 
 _TIMES = ("cooldown_until", "running_since", "last_launch_at")
-_TUPLES = ("seen_windows", "seen_alerts", "seen_requests")
+_TUPLES = ("seen_windows", "seen_alerts", "seen_requests", "realized_versions")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class TriggerState:
     seen_windows: tuple[str, ...] = ()
     seen_alerts: tuple[str, ...] = ()
     seen_requests: tuple[str, ...] = ()
+    # versions with a realized performance window: their estimate no longer stands in for
+    # it (Policy.use_estimate)
+    realized_versions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}

@@ -18,6 +18,7 @@ __all__ = [
     "DecisionView",
     "DependencyView",
     "ErrorResponse",
+    "EstimatedPerformanceView",
     "FeatureDrift",
     "HealthResponse",
     "ModelDetail",
@@ -132,6 +133,35 @@ class PerformanceView(_Documented):
     pairs each) of this model version."""
 
 
+class EstimatedPerformanceView(_Documented):
+    """Performance estimated without labels from the model's scores (CBPE: the scores
+    calibrated on the reference, the expected confusion matrix of the window's rows)."""
+
+    metric: str
+    """The estimated metric: performance.metric where it can be estimated (binary:
+    accuracy, precision, recall, f1, roc_auc; multiclass: accuracy), else accuracy."""
+    value: float | None
+    """The estimate; null when the metric is undefined on the window's rows (e.g. precision
+    with no predicted positive)."""
+    lower: float | None
+    """Lower end of the band the realized value should fall in (the estimate less 3 standard
+    deviations of the realized metric around it); null when inconclusive."""
+    upper: float | None
+    """Upper end of that band; null when inconclusive."""
+    baseline: float
+    """The estimate on the whole reference."""
+    threshold: float
+    """Degraded below this: with performance.max_drop auto, the lower of mean - 3 sd of the
+    estimate over reference windows of n rows and baseline - 0.01; else baseline - max_drop."""
+    degraded: bool
+    """Whether the estimate is below the threshold."""
+    status: str = "ok"
+    """ok, degraded, or inconclusive (fewer than drift.min_rows rows with a score, or the
+    metric is undefined on them)."""
+    n: int = 0
+    """Rows of the window with a score (the rows estimated)."""
+
+
 class WindowResult(_Documented):
     """One window result (design 6.1): what ``driftloop evaluate`` prints per window and
     ``GET /api/v1/models/{model}/windows`` returns."""
@@ -167,6 +197,10 @@ class WindowResult(_Documented):
     performance: PerformanceView | None
     """Realized performance; null when no labels joined. In the stream, the latest
     performance window known when this window closed (labels come later)."""
+    estimated_performance: EstimatedPerformanceView | None = None
+    """Performance estimated from the window's scores without labels (CBPE); null for a
+    baseline without a CBPE reference (regression, no scores, or built before
+    driftloop/baseline/v2). Shown beside the realized performance once labels join."""
     partition: int | None = None
     """Streams: the Kafka partition the window's events came from."""
     baseline: str | None = None

@@ -22,7 +22,14 @@ from monitor.baseline.loader import (
     resolve_run_uri,
     sample_path_for,
 )
-from monitor.baseline.model import PERFORMANCE_WINDOW_SIZES, SCHEMA, Baseline, ColumnRoles, Task
+from monitor.baseline.model import (
+    PERFORMANCE_WINDOW_SIZES,
+    SCHEMA,
+    SCHEMA_V1,
+    Baseline,
+    ColumnRoles,
+    Task,
+)
 from monitor.baseline.performance import PerformanceReference
 from monitor.baseline.watch import BaselineChange, RegistryWatch, initial_baseline, watch_for
 
@@ -31,6 +38,7 @@ __all__ = [
     "PERFORMANCE_WINDOW_SIZES",
     "SAMPLE_ARTIFACT_PATH",
     "SCHEMA",
+    "SCHEMA_V1",
     "Baseline",
     "BaselineChange",
     "ColumnRoles",

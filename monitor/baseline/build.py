@@ -2,13 +2,14 @@
 
 ``build_baseline`` infers the task and the feature kinds, profiles every
 feature, the prediction and the score with :mod:`detectors`, measures the
-reference performance and calibrates the thresholds; ``reference_sample``
-keeps a bounded seeded sample of rows for HTML reports.
+reference performance, fits the classifier's CBPE reference (the label-free
+estimate) and calibrates the thresholds; ``reference_sample`` keeps a bounded
+seeded sample of rows for HTML reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import detectors
+from monitor.baseline.cbpe import reference_cbpe
 from monitor.baseline.model import PERFORMANCE_WINDOW_SIZES, Baseline, ColumnRoles, Task
 from monitor.baseline.performance import (
     classification_labels,
@@ -45,23 +47,29 @@ def build_baseline(
     timestamp: str | None = None,
     categorical: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    class_scores: Mapping[str, str] | None = None,
     performance_window_sizes: Sequence[int] = PERFORMANCE_WINDOW_SIZES,
     seed: int = 0,
     source: str = "data",
 ) -> Baseline:
     """Profile ``frame``: features are every column that is not a role or excluded.
 
-    Raises InputError naming ``source`` for a missing column or unusable values.
+    ``class_scores`` (multiclass): class -> the column of its probability, for the
+    label-free performance estimate. Raises InputError naming ``source`` for a missing
+    column or unusable values.
     """
+    class_scores = dict(class_scores or {})
     roles = {"target": target, "prediction": prediction, "score": score,
              "id": id_column, "timestamp": timestamp}
-    for role, column in roles.items():
+    named = [*roles.items(), *((f"class {c!r} score", col) for c, col in class_scores.items())]
+    for role, column in named:
         if column is not None and column not in frame.columns:
             raise InputError(f"{source}: {role} column {column!r} not found; "
                              f"the file has columns: {', '.join(map(str, frame.columns[:12]))}")
     if len(frame) == 0:
         raise InputError(f"{source}: no rows, expected at least one")
-    not_features = [c for c in roles.values() if c is not None] + list(exclude)
+    not_features = ([c for c in roles.values() if c is not None] + list(exclude)
+                    + list(class_scores.values()))
     kinds = infer_kinds(frame, exclude=not_features, categorical=categorical, source=source)
     if not kinds:
         raise InputError(f"{source}: no feature columns left after excluding "
@@ -95,6 +103,17 @@ def build_baseline(
             task, frame, target, prediction, score, labels, performance_window_sizes, seed,
             source)
 
+    if class_scores:
+        classes = performance.classes if performance is not None else ()
+        if task != "multiclass" or set(classes) != set(class_scores):
+            raise InputError(
+                f"{source}: class score columns are for multiclass models with a target and a "
+                f"prediction, one per class; got classes {sorted(class_scores)}, expected "
+                f"{list(classes) if task == 'multiclass' else 'a multiclass task'}")
+        class_scores = {c: class_scores[c] for c in classes}  # the reference's class order
+    cbpe = reference_cbpe(performance, frame, target, prediction, score, class_scores,
+                          seed=seed, source=source)
+
     profiles = dict(features)
     if prediction is not None and prediction_profile is not None:
         profiles[prediction] = prediction_profile
@@ -108,12 +127,13 @@ def build_baseline(
         task=cast(Task | None, task),
         columns=ColumnRoles(features=tuple(kinds), target=target, prediction=prediction,
                             score=score, id=id_column, timestamp=timestamp,
-                            excluded=tuple(exclude)),
+                            excluded=tuple(exclude), class_scores=class_scores),
         features=features,
         prediction=prediction_profile,
         score=score_profile,
         performance=performance,
         calibration=calibration,
+        cbpe=cbpe,
         n_rows=len(frame),
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

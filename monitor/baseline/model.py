@@ -8,6 +8,11 @@ reference performance and thresholds calibrated on the reference.
 Building it from a pandas frame is :mod:`monitor.baseline.build` (build time
 only); reading it back (``Baseline.from_dict``) needs no pandas. MLflow logging
 and ``runs:/`` / ``models:/`` loading live in :mod:`monitor.baseline.loader`.
+
+Versions: ``driftloop/baseline/v2`` added ``cbpe`` (the classifier's CBPE
+reference, for the label-free performance estimate) and ``columns.class_scores``.
+A ``v1`` document is still read, as a v2 baseline without them: it has no
+estimate. Baselines are written as v2.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from monitor.errors import BaselineError, InputError
 __all__ = [
     "PERFORMANCE_WINDOW_SIZES",
     "SCHEMA",
+    "SCHEMA_V1",
     "Baseline",
     "ColumnRoles",
     "Task",
 ]
 
-SCHEMA = "driftloop/baseline/v1"
+SCHEMA = "driftloop/baseline/v2"
+SCHEMA_V1 = "driftloop/baseline/v1"  # read, never written: no cbpe, no class_scores
 Task = Literal["binary", "multiclass", "regression"]
 # window sizes the performance spread (max_drop: auto) is measured at
 PERFORMANCE_WINDOW_SIZES = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
@@ -49,24 +56,31 @@ class ColumnRoles:
     id: str | None = None
     timestamp: str | None = None
     excluded: tuple[str, ...] = ()  # --exclude: in the files, deliberately not features
+    # multiclass: class -> the column of its probability (--scores-prefix), in the
+    # reference's class order
+    class_scores: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_features(self) -> set[str]:
         """Columns a window may hold that are expected and not features."""
         roles = (self.target, self.prediction, self.score, self.id, self.timestamp)
-        return {c for c in roles if c is not None} | set(self.excluded)
+        return ({c for c in roles if c is not None} | set(self.excluded)
+                | set(self.class_scores.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "target": self.target,
                 "prediction": self.prediction, "score": self.score, "id": self.id,
-                "timestamp": self.timestamp, "excluded": list(self.excluded)}
+                "timestamp": self.timestamp, "excluded": list(self.excluded),
+                "class_scores": dict(self.class_scores)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnRoles:
         return cls(features=tuple(str(f) for f in data["features"]), target=data.get("target"),
                    prediction=data.get("prediction"), score=data.get("score"),
                    id=data.get("id"), timestamp=data.get("timestamp"),
-                   excluded=tuple(str(c) for c in data.get("excluded") or ()))
+                   excluded=tuple(str(c) for c in data.get("excluded") or ()),
+                   class_scores={str(k): str(v)
+                                 for k, v in (data.get("class_scores") or {}).items()})
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +99,8 @@ class Baseline:
     score: detectors.FeatureProfile | None = None
     performance: PerformanceReference | None = None
     calibration: detectors.Calibration | None = None
+    # the label-free performance estimate's reference (classifiers with scores)
+    cbpe: detectors.CBPEReference | None = None
     n_rows: int = 0
     created_at: str = ""
     schema: str = SCHEMA
@@ -120,19 +136,23 @@ class Baseline:
             "score": None if self.score is None else self.score.to_dict(),
             "performance": None if self.performance is None else self.performance.to_dict(),
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "cbpe": None if self.cbpe is None else self.cbpe.to_dict(),
             "extra": dict(self.extra),
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "baseline") -> Baseline:
-        """Raises BaselineError naming ``source`` for anything that is not a v1 baseline."""
+        """Raises BaselineError naming ``source`` for anything that is not a v2 (or v1)
+        baseline; a v1 document becomes a v2 baseline without a CBPE reference."""
         if not isinstance(data, Mapping):
             raise BaselineError(
                 f"{source}: got a JSON {type(data).__name__}, expected a baseline object")
         schema = data.get("schema")
-        if schema != SCHEMA:
-            raise BaselineError(f"{source}: schema {schema!r} is not {SCHEMA!r}; "
-                                "rebuild it with `driftloop baseline build`")
+        if schema not in (SCHEMA, SCHEMA_V1):
+            raise BaselineError(f"{source}: schema {schema!r} is not {SCHEMA!r} (nor the "
+                                f"older {SCHEMA_V1!r}); rebuild it with "
+                                "`driftloop baseline build`")
+        cbpe = data.get("cbpe") if schema == SCHEMA else None
         try:
             columns = ColumnRoles.from_dict(data["columns"])
             features = {str(k): detectors.profile_from_dict(v)
@@ -151,6 +171,7 @@ class Baseline:
                 else PerformanceReference.from_dict(data["performance"]),
                 calibration=None if data.get("calibration") is None
                 else detectors.Calibration.from_dict(data["calibration"]),
+                cbpe=None if cbpe is None else detectors.CBPEReference.from_dict(cbpe),
                 n_rows=int(data.get("n_rows", 0)),
                 created_at=str(data.get("created_at", "")),
                 extra=dict(data.get("extra") or {}),

@@ -85,10 +85,18 @@ def _performance_text(perf: dict[str, Any] | None) -> str:
     return text + (" [red]degraded[/]" if perf["degraded"] else "")
 
 
+def _estimate_text(estimate: dict[str, Any] | None) -> str:
+    if estimate is None or estimate["value"] is None:
+        return "-"
+    text = (f"{estimate['metric']} {estimate['value']:.3f}/{estimate['baseline']:.3f}\n"
+            f"band {estimate['lower']:.3f}..{estimate['upper']:.3f}")
+    return text + (" [red]degraded[/]" if estimate["degraded"] else "")
+
+
 def render_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="driftloop windows", header_style="bold")
     for column in ("window", "rows", "share", "dataset drift", "drifted features",
-                   "prediction", "quality", "performance (now/ref)"):
+                   "prediction", "quality", "performance (now/ref)", "estimated (now/ref)"):
         table.add_column(column, justify="right" if column in ("window", "rows") else "left")
     for r in results:
         names = [n for n, f in r["features"].items() if f["drift"]]
@@ -99,6 +107,7 @@ def render_table(results: list[dict[str, Any]]) -> Table:
             _prediction_text(r["prediction_drift"]),
             _quality_text(r["quality"]),
             _performance_text(r["performance"]),
+            _estimate_text(r.get("estimated_performance")),
         )
     return table
 

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", help="ground-truth column")
     build.add_argument("--prediction", help="model output column")
     build.add_argument("--score", help="positive-class probability column (binary)")
+    build.add_argument("--scores-prefix", metavar="PREFIX",
+                       help="per-class probability columns PREFIX<class> (multiclass; for "
+                            "the label-free performance estimate)")
     build.add_argument("--id", dest="id_column", help="request id column (joins labels)")
     build.add_argument("--timestamp", help="event time column")
     build.add_argument("--categorical", type=_columns, default=[], metavar="COL,...",
@@ -117,10 +120,18 @@ def _baseline_build(args: argparse.Namespace) -> int:
         raise InputError(f"baseline {args.out}: cannot be written "
                          f"({exc.strerror or exc})") from None
     frame = read_table(args.data)
+    prefix = args.scores_prefix
+    class_scores = {} if not prefix else {
+        str(c)[len(prefix):]: str(c) for c in frame.columns
+        if str(c).startswith(prefix) and len(str(c)) > len(prefix)}
+    if prefix and not class_scores:
+        raise InputError(f"data file {args.data}: --scores-prefix {prefix!r}: no column "
+                         f"starts with it, expected one per class ({prefix}<class>)")
     baseline = build_baseline(
         frame, args.model, target=args.target, prediction=args.prediction, score=args.score,
         id_column=args.id_column, timestamp=args.timestamp, categorical=args.categorical,
-        exclude=args.exclude, seed=args.seed, source=f"data file {args.data}")
+        exclude=args.exclude, class_scores=class_scores, seed=args.seed,
+        source=f"data file {args.data}")
     baseline.save(args.out)
     # soft_wrap: a note is one line however narrow the terminal (and whole when piped)
     console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
@@ -128,7 +139,9 @@ def _baseline_build(args: argparse.Namespace) -> int:
     console.print(
         f"baseline {args.out}: model {baseline.model}, task {baseline.task or 'none'}, "
         f"{len(kinds)} features ({kinds.count('numeric')} numeric, "
-        f"{kinds.count('categorical')} categorical), {baseline.n_rows} rows")
+        f"{kinds.count('categorical')} categorical), {baseline.n_rows} rows"
+        + ("" if baseline.cbpe is None else
+           f", performance estimate ({', '.join(baseline.cbpe.metrics)})"))
     if args.sample_rows:
         sample_path = sample_path_for(args.out)
         try:

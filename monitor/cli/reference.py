@@ -101,7 +101,13 @@ def _model_table(model: type[BaseModel], title: str) -> list[str]:
 
 
 def window_result_page() -> str:
-    from monitor.api.views import FeatureDrift, PerformanceView, QualityView, WindowResult
+    from monitor.api.views import (
+        EstimatedPerformanceView,
+        FeatureDrift,
+        PerformanceView,
+        QualityView,
+        WindowResult,
+    )
 
     example = {
         "model": "carloan", "version": "3", "window": 7, "first_offset": None,
@@ -119,6 +125,9 @@ def window_result_page() -> str:
         "performance": {"metric": "accuracy", "value": 0.915, "baseline": 0.944,
                         "max_drop": 0.02, "degraded": True, "labeled_rows": 5000,
                         "status": "degraded"},
+        "estimated_performance": {"metric": "accuracy", "value": 0.912, "lower": 0.899,
+                                  "upper": 0.925, "baseline": 0.943, "threshold": 0.933,
+                                  "degraded": True, "status": "degraded", "n": 5000},
     }
     WindowResult.model_validate(example)
     lines = ["# Window result reference", "", GENERATED, "",
@@ -130,6 +139,7 @@ def window_result_page() -> str:
     lines += _model_table(FeatureDrift, "`features.<name>`, `prediction_drift`, `score_drift`")
     lines += _model_table(QualityView, "`quality`")
     lines += _model_table(PerformanceView, "`performance`")
+    lines += _model_table(EstimatedPerformanceView, "`estimated_performance`")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -9,7 +9,7 @@
 - :mod:`~monitor.config.load`: ``load_config`` (YAML + ``DRIFTLOOP__`` overrides) and
   ``read_secret``, the only code of driftloop that reads the environment.
 
-May import: ``monitor.errors`` only.
+May import: ``monitor.errors``, and ``detectors`` for defaults it documents (``min_effect``).
 """
 
 from monitor.config.launchers import (

@@ -105,7 +105,9 @@ def format_validation_error(
     lines: list[str] = []
     seen: set[str] = set()
     for error in exc.errors():
-        parts = [p for p in error["loc"] if not str(p).startswith("function-")]
+        # "[key]": pydantic's marker of a mapping's key that failed, not a key people write
+        parts = [p for p in error["loc"]
+                 if not str(p).startswith("function-") and p != "[key]"]
         # the union tag pydantic puts after "launcher" is not a key people write
         tag = next((str(p) for i, p in enumerate(parts) if i and parts[i - 1] == "launcher"
                     and p in _LAUNCHER_TAGS), None)

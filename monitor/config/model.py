@@ -6,10 +6,11 @@ settings of one model; the launcher sections are :mod:`monitor.config.launchers`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field, model_validator
 
+from detectors.materiality import MIN_EFFECT
 from monitor.config.base import Section
 from monitor.config.launchers import LauncherConfig
 from monitor.config.values import (
@@ -27,6 +28,7 @@ from monitor.config.values import (
 __all__ = [
     "CanaryConfig",
     "CategoricalMethod",
+    "DistanceMethod",
     "DriftConfig",
     "FeatureDriftConfig",
     "ModelConfig",
@@ -71,6 +73,8 @@ class WindowConfig(Section):
 
 NumericMethod = Literal["wasserstein", "ks", "psi", "jensenshannon"]
 CategoricalMethod = Literal["jensenshannon", "chisquare", "linf", "psi"]
+# the methods with a materiality bound (detectors.materiality.MIN_EFFECT)
+DistanceMethod = Literal["wasserstein", "jensenshannon", "psi", "linf"]
 
 
 class FeatureDriftConfig(Section):
@@ -80,6 +84,9 @@ class FeatureDriftConfig(Section):
     """Drift method of this feature (overrides numeric_method / categorical_method)."""
     threshold: AutoOrPositive | None = None
     """Threshold of this feature: auto or a number in the method's units."""
+    min_effect: NonNegative | None = None
+    """Materiality bound of this feature with threshold auto, in its method's units (overrides
+    drift.min_effect); null: the method's."""
 
 
 class DriftConfig(Section):
@@ -104,8 +111,13 @@ class DriftConfig(Section):
     """Significance level of p-value methods."""
     min_rows: PositiveInt = 100
     """Windows with fewer rows are inconclusive, never no drift."""
+    min_effect: dict[DistanceMethod, NonNegative] = Field(
+        default_factory=lambda: {cast(DistanceMethod, k): v for k, v in MIN_EFFECT.items()})
+    """Materiality bound per distance method (wasserstein, jensenshannon, psi, linf): with
+    threshold auto a distance drifts only at or above it, whatever the window's size (see
+    docs/detection.md). A method left out keeps its default."""
     features: dict[str, FeatureDriftConfig] = Field(default_factory=dict)
-    """Per-feature overrides of method and threshold."""
+    """Per-feature overrides of method, threshold and min_effect."""
 
 
 class QualityConfig(Section):
@@ -139,6 +151,10 @@ class PerformanceConfig(Section):
     label_ttl: Duration = 30 * 86400.0
     """How long (in event time) a prediction waits for its label, and a label for its
     prediction."""
+    use_estimate: bool = True
+    """The performance_drop retrain signal reads the label-free estimate (CBPE,
+    estimated_performance) of a version until its first realized performance window;
+    false: realized performance only."""
 
 
 RetrainReason = Literal[

@@ -2,6 +2,8 @@
 
 - :mod:`~monitor.evaluate.window`: ``evaluate_window`` (drift, quality, performance ->
   the window result of design 6.1) and ``evaluate_performance_window``;
+- :mod:`~monitor.evaluate.estimate`: the label-free performance estimate (CBPE): a
+  window's confidence counts (``WindowEstimator``) and its ``estimated_performance``;
 - :mod:`~monitor.evaluate.batch`: a data file (and its labels) in row windows;
 - :mod:`~monitor.evaluate.report`: the Evidently HTML report of a window, with the
   window's methods and thresholds (:mod:`~monitor.evaluate.report_plan`) and a header
@@ -16,6 +18,7 @@ May import: ``monitor.baseline``, ``monitor.config``, ``monitor.tables``,
 """
 
 from monitor.evaluate.batch import BadValues, WindowOutcome, evaluate_frame, read_labels
+from monitor.evaluate.estimate import ScoredRow, WindowEstimator, evaluate_estimate
 from monitor.evaluate.report import (
     DriftReport,
     build_drift_report,
@@ -44,13 +47,16 @@ __all__ = [
     "ReportFiles",
     "ReportPlan",
     "RowsCovered",
+    "ScoredRow",
     "StoredReport",
+    "WindowEstimator",
     "WindowMeta",
     "WindowOutcome",
     "build_drift_report",
     "covered_sentence",
     "drift_settings",
     "drifted",
+    "evaluate_estimate",
     "evaluate_frame",
     "evaluate_performance_window",
     "evaluate_window",

@@ -1,8 +1,9 @@
 """Evaluate a file against a baseline in tumbling row windows (``driftloop evaluate``).
 
 The file is cut into windows of ``window_rows`` rows (the last one may be
-shorter); each window fills a :class:`detectors.WindowSummary` and goes through
-:func:`monitor.evaluation.evaluate_window`, the call the streaming service makes.
+shorter); each window fills a :class:`detectors.WindowSummary` (and, for a
+classifier with scores, the confidence counts of the label-free estimate) and goes
+through :func:`monitor.evaluation.evaluate_window`, the call the streaming service makes.
 Labels come from the data file's target column or from a second file joined on
 an id column.
 """
@@ -21,6 +22,7 @@ import detectors
 from monitor.baseline import Baseline
 from monitor.config import ModelConfig
 from monitor.errors import InputError
+from monitor.evaluate.estimate import WindowEstimator
 from monitor.evaluate.window import LabeledRows, WindowMeta, evaluate_window
 from monitor.tables import categorical_array, numeric_array, read_table, require_columns
 
@@ -112,6 +114,20 @@ def _time_range(baseline: Baseline, rows: pd.DataFrame) -> tuple[str | None, str
     return times.min().strftime(_TIME_FORMAT), times.max().strftime(_TIME_FORMAT)
 
 
+def _confidence(estimator: WindowEstimator | None, rows: pd.DataFrame,
+                arrays: dict[str, np.ndarray], source: str) -> detectors.ConfidenceCounts | None:
+    """The window's CBPE counts; a multiclass file needs every class score column."""
+    if estimator is None:
+        return None
+    counts = estimator.empty()
+    scores = None
+    columns = estimator.class_columns
+    if estimator.multiclass and columns and all(c in rows.columns for c in columns):
+        scores = np.column_stack([numeric_array(rows[c], source)[0] for c in columns])
+    estimator.fold(counts, arrays, scores)
+    return counts
+
+
 def _labeled_rows(baseline: Baseline, rows: pd.DataFrame, labels: pd.Series | None,
                   id_column: str | None, source: str) -> LabeledRows | None:
     roles = baseline.columns
@@ -173,6 +189,7 @@ def evaluate_frame(
     if id_column is not None:
         expected.add(id_column)
     extra_columns = [c for c in frame.columns if c not in expected]
+    estimator = WindowEstimator.of(baseline)
     for window, start in enumerate(range(0, len(frame), window_rows), start=1):
         rows = frame.iloc[start:start + window_rows]
         summary = detectors.WindowSummary.empty(profiles)
@@ -185,4 +202,6 @@ def evaluate_frame(
         meta = WindowMeta(model=baseline.model, version=version, window=window,
                           first_offset=start, start=first, end=last)
         labeled = _labeled_rows(baseline, rows, labels, id_column, source)
-        yield WindowOutcome(evaluate_window(baseline, summary, model_config, meta, labeled), rows)
+        confidence = _confidence(estimator, rows, arrays, source)
+        yield WindowOutcome(evaluate_window(baseline, summary, model_config, meta, labeled,
+                                            confidence=confidence), rows)

@@ -3,7 +3,9 @@
 ``driftloop evaluate`` and the streaming service both call :func:`evaluate_window`,
 so they give identical results on the same rows. Nothing here reads files or
 Kafka: the caller fills a :class:`detectors.WindowSummary` (see
-``Baseline.empty_summary``) and joins labels into :class:`LabeledRows`.
+``Baseline.empty_summary``) and, for the label-free estimate, the window's
+``detectors.ConfidenceCounts`` (:mod:`monitor.evaluate.estimate`), and joins labels
+into :class:`LabeledRows`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import detectors
 from monitor.baseline import Baseline
 from monitor.baseline.performance import detector_metric, encode_labels
 from monitor.config import DriftConfig, ModelConfig, QualityConfig
+from monitor.evaluate.estimate import evaluate_estimate
 
 __all__ = [
     "LabeledRows",
@@ -61,7 +64,8 @@ class LabeledRows:
 
 
 def drift_settings(config: DriftConfig) -> detectors.DriftSettings:
-    overrides = {name: (feature.method, feature.threshold)
+    overrides = {name: detectors.FeatureOverride(feature.method, feature.threshold,
+                                                 feature.min_effect)
                  for name, feature in config.features.items()}
     return detectors.DriftSettings(
         numeric_method=config.numeric_method,
@@ -72,6 +76,7 @@ def drift_settings(config: DriftConfig) -> detectors.DriftSettings:
         share=config.share,
         min_rows=config.min_rows,
         overrides=overrides,
+        min_effect={str(k): v for k, v in config.min_effect.items()},
     )
 
 
@@ -111,7 +116,7 @@ def _role_drift(baseline: Baseline, summary: detectors.WindowSummary, column: st
         numeric_method=chosen if profile.kind == "numeric" else "wasserstein",
         categorical_method=chosen if profile.kind == "categorical" else "jensenshannon",
         threshold=config.threshold, alpha=config.alpha, correction="none",
-        min_rows=config.min_rows)
+        min_rows=config.min_rows, min_effect={str(k): v for k, v in config.min_effect.items()})
     result = detectors.evaluate_drift({column: profile}, summary, settings, baseline.calibration)
     return _score_dict(result.features[column])
 
@@ -147,8 +152,12 @@ def evaluate_window(
     model_config: ModelConfig,
     meta: WindowMeta,
     labels: LabeledRows | None = None,
+    *,
+    confidence: detectors.ConfidenceCounts | None = None,
 ) -> dict[str, Any]:
-    """The window result (design section 6.1). ``performance`` is None without labels."""
+    """The window result (design section 6.1). ``performance`` is None without labels;
+    ``estimated_performance`` is None without ``confidence`` (the window's CBPE counts)
+    or a baseline without a CBPE reference."""
     drift = detectors.evaluate_drift(
         baseline.features, summary, drift_settings(model_config.drift), baseline.calibration)
     quality = detectors.evaluate_quality(
@@ -183,4 +192,5 @@ def evaluate_window(
             "status": quality.status,
         },
         "performance": evaluate_performance_window(baseline, model_config, labels),
+        "estimated_performance": evaluate_estimate(baseline, model_config, confidence),
     }

@@ -67,6 +67,7 @@ def policy_for(model: ModelConfig) -> Policy:
         consecutive_windows=retrain.consecutive_windows,
         cooldown_seconds=retrain.cooldown,
         drift_share=model.drift.share,
+        use_estimate=model.performance.use_estimate,
     )
 
 

@@ -24,6 +24,7 @@ from monitor.baseline import Baseline
 from monitor.config import ModelConfig
 from monitor.evaluate import (
     LabeledRows,
+    WindowEstimator,
     WindowMeta,
     evaluate_performance_window,
     evaluate_window,
@@ -79,6 +80,8 @@ class ModelPipeline:
         self._baselines: dict[str, tuple[Baseline, dict[str, Any]]] = {
             baseline_key: (baseline, self.profiles)}
         self._loader = loader
+        # CBPE: the label-free estimator of each baseline key (None: it has none)
+        self._estimators: dict[str, WindowEstimator | None] = {}
         self.streams: dict[tuple[str, int], Stream] = {}
         # versions monitored now (streams open, or admitted by this batch): max_versions
         self.versions: set[str] = set()
@@ -99,6 +102,7 @@ class ModelPipeline:
                 score_column=roles.score if self.baseline.score else None,
                 on_late=lambda n: self._on_late(self.name, n),
                 baseline_key=self.baseline_key, profiles_for=self._profiles_for,
+                estimator_for=self._estimator_for,
             )
             self.streams[(version, partition)] = stream
             self.versions.add(version)
@@ -128,11 +132,17 @@ class ModelPipeline:
     def _profiles_for(self, key: str) -> Any:
         return self._known(key)[1]
 
+    def _estimator_for(self, key: str) -> WindowEstimator | None:
+        if key not in self._estimators:
+            self._estimators[key] = WindowEstimator.of(self._known(key)[0])
+        return self._estimators[key]
+
     def swap_baseline(self, key: str, baseline: Baseline) -> None:
         """New windows use ``baseline``; open windows finish on the one they started with."""
         self.baseline, self.baseline_key = baseline, key
         self.profiles = baseline.summary_profiles()
         self._baselines[key] = (baseline, self.profiles)
+        self._estimators.pop(key, None)
         for stream in self.streams.values():
             stream.set_baseline(key, self.profiles)
         self._prune()
@@ -142,6 +152,7 @@ class ModelPipeline:
                                       for w in s.open.values()}
         for key in [k for k in self._baselines if k not in live]:
             del self._baselines[key]
+            self._estimators.pop(key, None)
 
     def add(self, event: Prediction) -> list[ClosedWindow]:
         return self.stream(event.version, event.partition).add(event)
@@ -207,7 +218,7 @@ class ModelPipeline:
                           first_offset=window.first_offset, start=iso_ms(closed.bounds_ms[0]),
                           end=iso_ms(closed.bounds_ms[1]))
         result = evaluate_window(self._known(window.baseline)[0], window.summary, self.config,
-                                 meta)
+                                 meta, confidence=window.confidence)
         result["partition"] = closed.partition
         if window.baseline:
             result["baseline"] = window.baseline

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import detectors
+from monitor.evaluate import WindowEstimator
 from monitor.ingest import Prediction
 from monitor.stream.columns import to_columns
 
@@ -54,13 +55,17 @@ class OpenWindow:
     baseline: str = ""  # key of the baseline whose bins the summary uses
     # extra names not kept once MAX_EXTRA_KEYS were, counted once per folded chunk
     extra_keys_beyond: int = 0
+    # CBPE (issue 14): the label-free estimate's sums over the folded rows; None when the
+    # window's baseline has no CBPE reference
+    confidence: detectors.ConfidenceCounts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "first_offset": self.first_offset,
                 "start_ms": self.start_ms, "end_ms": self.end_ms, "n_rows": self.n_rows,
                 "extra_keys": sorted(self.extra_keys), "baseline": self.baseline,
                 "extra_keys_beyond": self.extra_keys_beyond,
-                "summary": self.summary.to_dict()}
+                "summary": self.summary.to_dict(),
+                "confidence": None if self.confidence is None else self.confidence.to_dict()}
 
     def add_extra_keys(self, names: set[str]) -> None:
         new = names - self.extra_keys
@@ -77,7 +82,9 @@ class OpenWindow:
                    start_ms=data["start_ms"], end_ms=data["end_ms"], n_rows=int(data["n_rows"]),
                    extra_keys=set(data.get("extra_keys", [])), baseline=baseline,
                    extra_keys_beyond=int(data.get("extra_keys_beyond", 0)),
-                   summary=detectors.WindowSummary.from_dict(data["summary"], profiles))
+                   summary=detectors.WindowSummary.from_dict(data["summary"], profiles),
+                   confidence=None if data.get("confidence") is None
+                   else detectors.ConfidenceCounts.from_dict(data["confidence"]))
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,10 @@ class Stream:
         on_late: Callable[[int], None] = lambda n: None,
         baseline_key: str = "",
         profiles_for: Callable[[str], Mapping[str, detectors.FeatureProfile]] | None = None,
+        estimator_for: Callable[[str], WindowEstimator | None] = lambda key: None,  # CBPE
     ) -> None:
         self.model, self.version, self.partition = model, version, partition
+        self._estimator_for = estimator_for
         self.profiles = profiles  # of the current baseline: new windows use them
         self.baseline_key = baseline_key
         self._profiles_for = profiles_for
@@ -215,8 +224,10 @@ class Stream:
 
     # -- chunked work ---------------------------------------------------------------
     def _new(self, index: int) -> OpenWindow:
+        estimator = self._estimator_for(self.baseline_key)  # CBPE
         return OpenWindow(index=index, summary=detectors.WindowSummary.empty(self.profiles),
-                          baseline=self.baseline_key)
+                          baseline=self.baseline_key,
+                          confidence=None if estimator is None else estimator.empty())
 
     def set_baseline(self, key: str, profiles: Mapping[str, detectors.FeatureProfile]) -> None:
         """New windows use this baseline; open ones keep theirs."""
@@ -247,6 +258,9 @@ class Stream:
         for name, count in chunk.type_violations.items():
             window.summary.add_type_violations(name, count)
         window.add_extra_keys(chunk.extra_keys)
+        estimator = None if window.confidence is None else self._estimator_for(window.baseline)
+        if estimator is not None and window.confidence is not None:  # CBPE
+            estimator.fold_rows(window.confidence, chunk.arrays, rows)
         window.rows = []
 
     def _close(self, window: OpenWindow, bounds: tuple[int | None, int | None]) -> ClosedWindow:

@@ -54,10 +54,7 @@ BUILTIN_METRICS = frozenset({"up", "scrape_duration_seconds", "scrape_samples_sc
 # Names the dashboards use that monitor.metrics.METRICS does not list yet, and why.
 # tests/dashboards/test_dashboards.py fails once one of them appears in METRICS, so
 # the entry is removed and the name is held to the same checks as the others.
-PENDING_METRICS: Mapping[str, str] = {
-    "driftloop_performance_estimated":
-        "label-free performance estimate {model,version,metric}, being added (issue 14)",
-}
+PENDING_METRICS: Mapping[str, str] = {}
 
 QueryKind = Literal["panel", "variable", "annotation"]
 

@@ -3,8 +3,9 @@
 Real processes: the session's Tansu broker, ``driftloop serve`` with its state
 store on PostgreSQL (a database made and dropped by the test), and the
 ``driftloop evaluate`` command on the same rows (the CSV the events were made
-from). Every window's drift, prediction drift and quality must be identical.
-``performance`` differs by design: in the stream it is the latest realized
+from). Every window's drift, prediction drift, quality and label-free performance
+estimate (``estimated_performance``, exported as ``driftloop_performance_estimated``)
+must be identical. ``performance`` differs by design: in the stream it is the latest realized
 performance window over joined (prediction, label) pairs; it is checked against
 a direct computation over the same pairs.
 """
@@ -39,7 +40,8 @@ from tests.support.service import (
 pytestmark = pytest.mark.integration
 
 COMPARED = ("rows", "dataset_drift", "drift_share", "features", "prediction_drift",
-            "score_drift", "quality", "start", "end", "first_offset", "model", "version")
+            "score_drift", "quality", "start", "end", "first_offset", "model", "version",
+            "estimated_performance")
 
 
 def predictions(frame: Any) -> Any:
@@ -89,6 +91,8 @@ def test_stream_windows_equal_driftloop_evaluate_on_postgres(
              "the performance window over every label", service.proc)
         produce([tansu], topics.predictions, predictions(frame.iloc[5 * WINDOW_ROWS:]))
         seen = service.wait_windows(WINDOWS)
+        estimated = service.metric("driftloop_performance_estimated", model="carloan",
+                                   version="1", metric="accuracy")
     finally:
         assert service.stop() == 0
 
@@ -117,6 +121,14 @@ def test_stream_windows_equal_driftloop_evaluate_on_postgres(
     assert {k: v for k, v in performance.items() if k not in ("value", "window")} == \
         {k: v for k, v in want_perf.items() if k != "value"}
     assert all(w["performance"] is None for w in seen[:5])
+
+    # the estimate needs no labels: every window has one, the gauge shows the last, and
+    # once labels joined the realized value stands beside it
+    assert all(w["estimated_performance"]["status"] != "inconclusive" for w in seen)
+    assert all(w["estimated_performance"]["n"] == w["rows"] for w in seen)
+    last = seen[-1]
+    assert estimated == pytest.approx(last["estimated_performance"]["value"], rel=1e-12)
+    assert last["performance"]["metric"] == last["estimated_performance"]["metric"]
 
 
 def _bad_records(good: dict[str, Any]) -> list[tuple[bytes, str]]:

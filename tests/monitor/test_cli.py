@@ -166,7 +166,7 @@ def test_bad_data_file_is_one_error_line_and_exit_2(capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize(("content", "expected"), [
     ("{oops", "not valid JSON"),
-    ('{"schema": "driftloop/baseline/v0"}', "is not 'driftloop/baseline/v1'"),
+    ('{"schema": "driftloop/baseline/v0"}', "is not 'driftloop/baseline/v2'"),
     (None, "file not found"),
 ])
 def test_bad_baseline_is_one_error_line_and_exit_2(capsys: pytest.CaptureFixture[str],
@@ -365,7 +365,7 @@ def test_console_script_bad_inputs_print_one_line_and_exit_2(
     bad.loc[7, "car_value"] = "n/a?"
     bad.to_csv(files["bad.csv"], index=False)
     files["trunc.json"].write_text(example_baseline.read_text()[:500])
-    files["schema.json"].write_text('{"schema": "driftloop/baseline/v2"}')
+    files["schema.json"].write_text('{"schema": "driftloop/baseline/v9"}')
     files["list.json"].write_text("[]")
     files["broken.parquet"].write_bytes(b"PAR1 this is not parquet")
     (tmp_path / "blocker").write_text("")
@@ -384,7 +384,7 @@ def test_console_script_bad_inputs_print_one_line_and_exit_2(
         "truncated baseline": (evaluate(files["trunc.json"], current),
                                [str(files["trunc.json"]), "not valid JSON"]),
         "wrong schema": (evaluate(files["schema.json"], current),
-                         [str(files["schema.json"]), "'driftloop/baseline/v2'"]),
+                         [str(files["schema.json"]), "'driftloop/baseline/v9'"]),
         "baseline is a list": (evaluate(files["list.json"], current),
                                [str(files["list.json"]), "got a JSON list"]),
         "no such file": (evaluate(example_baseline, tmp_path / "absent.csv"),

@@ -71,7 +71,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "duration, allowed_lateness, buffer_rows, idle_timeout, retire_after"),
     ("unknown feature key", model(drift={"features": {"age": {"metod": "ks"}}}),
      "config models.carloan.drift.features.age.metod: got an unknown key (a typo?), "
-     "expected one of method, threshold"),
+     "expected one of method, threshold, min_effect"),
     ("unknown launcher key", launcher(type="command", argv=["train"], bogus=1),
      "config models.carloan.retrain.launcher.bogus: got an unknown key (a typo?), expected "
      "one of type, argv, timeout, cwd, env"),
@@ -107,6 +107,14 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("feature threshold", model(drift={"features": {"age": {"threshold": "x"}}}),
      "config models.carloan.drift.features.age.threshold: got 'x', expected auto or a "
      "positive number"),
+    ("min_effect of a p-value method", model(drift={"min_effect": {"ks": 0.1}}),
+     "config models.carloan.drift.min_effect.ks: got 'ks', expected one of 'wasserstein', "
+     "'jensenshannon', 'psi' or 'linf'"),
+    ("negative min_effect", model(drift={"min_effect": {"psi": -1}}),
+     "config models.carloan.drift.min_effect.psi: got -1, expected a non-negative number"),
+    ("feature min_effect", model(drift={"features": {"age": {"min_effect": "big"}}}),
+     "config models.carloan.drift.features.age.min_effect: got 'big', expected a "
+     "non-negative number"),
     ("bad max_drop", model(performance={"max_drop": -0.1}),
      "config models.carloan.performance.max_drop: got -0.1, expected auto or a non-negative "
      "number"),
@@ -340,3 +348,18 @@ def test_the_design_example_config_loads(tmp_path: Path) -> None:
     assert model.performance.max_drop == 0.02
     assert model.canary is not None and model.canary.iterations == 3
     assert config.kafka.formats == ["native"]
+
+
+def test_min_effect_defaults_are_the_detectors_and_a_partial_mapping_keeps_the_rest() -> None:
+    from detectors import MIN_EFFECT
+    from monitor.evaluate import drift_settings
+
+    default = load_config(data={"models": {"m": {"baseline": "b"}}}).models["m"]
+    assert default.drift.min_effect == dict(MIN_EFFECT)
+    assert default.performance.use_estimate is True
+    partial = load_config(data={"models": {"m": {"baseline": "b", "drift": {
+        "min_effect": {"psi": 0.01}, "features": {"age": {"min_effect": 0.2}}}}}}).models["m"]
+    settings = drift_settings(partial.drift)
+    assert settings.effect_floor("car_value", "psi") == 0.01
+    assert settings.effect_floor("car_value", "wasserstein") == MIN_EFFECT["wasserstein"]
+    assert settings.effect_floor("age", "wasserstein") == 0.2

@@ -11,12 +11,13 @@ import pytest
 from monitor.baseline import Baseline, build_baseline
 from monitor.cli.examples import generate
 from monitor.config import ModelConfig, load_config
-from monitor.evaluate import LabeledRows, WindowMeta, evaluate_window
+from monitor.evaluate import LabeledRows, WindowEstimator, WindowMeta, evaluate_window
 from monitor.evaluate.batch import evaluate_frame, window_columns
 
 TOP_KEYS = {"model", "version", "window", "first_offset", "start", "end", "rows",
             "dataset_drift", "drift_share", "drift_share_threshold", "features",
-            "prediction_drift", "score_drift", "quality", "performance"}
+            "prediction_drift", "score_drift", "quality", "performance",
+            "estimated_performance"}
 META = WindowMeta(model="carloan", version="3", window=7, first_offset=None,
                   start="2019-05-01T00:00:00Z", end="2019-05-31T08:00:00Z")
 
@@ -44,6 +45,15 @@ def summarize(baseline: Baseline, rows: pd.DataFrame) -> Any:
     return summary
 
 
+def confidence(baseline: Baseline, rows: pd.DataFrame) -> Any:
+    estimator = WindowEstimator.of(baseline)
+    assert estimator is not None
+    counts = estimator.empty()
+    arrays, _ = window_columns(baseline, rows, "test")
+    estimator.fold(counts, arrays)
+    return counts
+
+
 def window(data: Any, number: int) -> pd.DataFrame:
     size = data.window_rows
     return data.current.iloc[(number - 1) * size:number * size]
@@ -63,6 +73,7 @@ def test_result_has_the_documented_shape(data: Any, baseline: Baseline) -> None:
         assert score["status"] == ("drift" if score["drift"] else "ok")
     assert {"missing", "unseen_categories", "violations"} <= set(result["quality"])
     assert result["performance"] is None  # no labels joined
+    assert result["estimated_performance"] is None  # no confidence counts given
     drifted = {n for n, f in result["features"].items() if f["drift"]}
     assert drifted == {"car_value", "credit_score", "salary_range"}
     assert result["drift_share"] == pytest.approx(3 / 8)
@@ -78,6 +89,23 @@ def test_fixed_threshold_and_share_from_config_are_used(data: Any, baseline: Bas
     assert {n for n, f in result["features"].items() if f["drift"]} == {"car_value",
                                                                           "credit_score"}
     assert result["dataset_drift"] is True  # 2 of 8 >= 0.2
+
+
+def test_min_effect_from_config_raises_the_auto_threshold_per_method_and_feature(
+        data: Any, baseline: Baseline) -> None:
+    summary = summarize(baseline, window(data, 3))
+    default = evaluate_window(baseline, summary, config(), META)["features"]
+    drift = {"min_effect": {"wasserstein": 2.0},
+             "features": {"credit_score": {"min_effect": 0.5}}}
+    result = evaluate_window(baseline, summary, config(drift=drift), META)["features"]
+    # car_value drifts with the default floor, not under a 2-sd floor
+    assert default["car_value"]["drift"] is True and result["car_value"]["drift"] is False
+    assert result["car_value"]["threshold"] == 2.0
+    # the feature's own bound wins over its method's, lower or higher
+    assert result["credit_score"]["threshold"] == 0.5
+    assert default["credit_score"]["threshold"] < 0.5
+    # a method the mapping leaves out keeps its default floor
+    assert result["salary_range"]["threshold"] == default["salary_range"]["threshold"]
 
 
 def test_pvalue_method_is_bonferroni_corrected_and_overrides_apply(
@@ -169,17 +197,27 @@ def test_batch_and_direct_evaluation_agree(data: Any, baseline: Baseline) -> Non
                                               window_rows=data.window_rows)]
     direct = evaluate_window(baseline, summarize(baseline, window(data, 5)), config(),
                              WindowMeta("carloan", "1", 5, first_offset=4 * data.window_rows,
-                                        start=batch[4]["start"], end=batch[4]["end"]))
+                                        start=batch[4]["start"], end=batch[4]["end"]),
+                             confidence=confidence(baseline, window(data, 5)))
     assert batch[4] == direct
+    assert direct["estimated_performance"]["n"] == data.window_rows
     assert len(batch) == 6 and batch[0]["start"] == "2019-06-01T00:00:00Z"
 
 
 def test_every_key_of_a_result_is_documented_in_the_window_result_model(
         data: Any, baseline: Baseline) -> None:
     """docs/reference/window-result.md and the OpenAPI document come from WindowResult."""
-    from monitor.api.views import FeatureDrift, PerformanceView, QualityView, WindowResult
+    from monitor.api.views import (
+        EstimatedPerformanceView,
+        FeatureDrift,
+        PerformanceView,
+        QualityView,
+        WindowResult,
+    )
 
-    result = evaluate_window(baseline, summarize(baseline, window(data, 3)), config(), META)
+    rows = window(data, 3)
+    result = evaluate_window(baseline, summarize(baseline, rows), config(), META,
+                             confidence=confidence(baseline, rows))
     result = {**result, "partition": 0, "baseline": "runs:/abc",
               "performance": {"metric": "accuracy", "value": 0.9, "baseline": 0.94,
                               "max_drop": 0.02, "degraded": True, "labeled_rows": 500,
@@ -190,3 +228,6 @@ def test_every_key_of_a_result_is_documented_in_the_window_result_model(
         assert set(part) <= set(FeatureDrift.model_fields)
     assert set(result["quality"]) <= set(QualityView.model_fields)
     assert set(result["performance"]) <= set(PerformanceView.model_fields)
+    assert set(result["estimated_performance"]) <= set(EstimatedPerformanceView.model_fields)
+    assert set(EstimatedPerformanceView.model_fields) == {
+        "metric", "value", "lower", "upper", "baseline", "threshold", "degraded", "status", "n"}

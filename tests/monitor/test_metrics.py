@@ -66,6 +66,11 @@ WINDOW = {
         "labeled_rows": 5000,
         "max_drop": 0.02,
     },
+    "estimated_performance": {
+        "metric": "accuracy", "value": 0.902, "lower": 0.89, "upper": 0.914,
+        "baseline": 0.944, "threshold": 0.931, "degraded": True, "status": "degraded",
+        "n": 5000,
+    },
 }
 
 
@@ -178,6 +183,21 @@ def test_observe_window_sets_gauges_from_a_window_result(
     assert _value(registry, "driftloop_performance", **mv, metric="accuracy") == 0.915
     assert _value(registry, "driftloop_performance_baseline", **mv, metric="accuracy") == 0.944
     assert _value(registry, "driftloop_performance_degraded", **mv) == 1
+    assert _value(registry, "driftloop_performance_estimated", **mv, metric="accuracy") == 0.902
+
+
+def test_estimated_performance_is_nan_while_undefined_and_kept_without_a_reference(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    mv = {"model": "carloan", "version": "3"}
+    metrics.observe_window("carloan", "3", WINDOW)
+    metrics.observe_window("carloan", "3", {**WINDOW, "estimated_performance": None})
+    assert _value(registry, "driftloop_performance_estimated", **mv, metric="accuracy") == 0.902
+    inconclusive = {**WINDOW["estimated_performance"], "value": None, "lower": None,
+                    "upper": None, "degraded": False, "status": "inconclusive", "n": 12}
+    metrics.observe_window("carloan", "3", {**WINDOW, "estimated_performance": inconclusive})
+    value = _value(registry, "driftloop_performance_estimated", **mv, metric="accuracy")
+    assert value is not None and math.isnan(value)
 
 
 def test_window_without_labels_keeps_the_last_performance(

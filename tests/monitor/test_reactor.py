@@ -255,6 +255,35 @@ def test_performance_windows_count_once_not_again_inside_window_results(
     assert "accuracy 0.800 vs baseline 0.940" in launcher.launched[0].sentence
 
 
+ESTIMATED = {"metric": "accuracy", "value": 0.81, "lower": 0.79, "upper": 0.83,
+             "baseline": 0.89, "threshold": 0.87, "degraded": True, "status": "degraded",
+             "n": 500}
+
+
+def estimated_window(index: int) -> WindowOutput:
+    out = window(index, drift=False)
+    out.result["estimated_performance"] = dict(ESTIMATED)
+    return out
+
+
+@pytest.mark.parametrize("use_estimate", [True, False])
+def test_estimated_drop_starts_performance_drop_before_labels_only_when_configured(
+        store: Store, registry: CollectorRegistry, clock: Clock, use_estimate: bool) -> None:
+    launcher = FakeLauncher()
+    config = load_config(data={"models": {"carloan": {
+        "baseline": "unused.json", "performance": {"use_estimate": use_estimate},
+        "retrain": {"on": ["performance_drop"], "consecutive_windows": 2}}}}, environ={})
+    reactor = reactor_for(store, registry, clock, launcher, config)
+    reactor.on_windows([estimated_window(0), estimated_window(1)])
+    reactor.drain()  # the retrain job decides
+    if not use_estimate:
+        assert launcher.launched == []
+        return
+    assert [r.reason for r in launcher.launched] == ["performance_drop"]
+    assert ("estimated accuracy 0.810 vs baseline 0.890; no realized performance of version "
+            "1 yet") in launcher.launched[0].sentence
+
+
 def test_crash_after_persisting_the_decision_relaunches_the_same_key(
         store: Store, registry: CollectorRegistry, clock: Clock) -> None:
     crashing = FakeLauncher([SystemExit("killed mid-launch")])

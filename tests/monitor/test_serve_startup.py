@@ -102,7 +102,7 @@ def test_malformed_baseline_exits_2_naming_the_file(tmp_path: Path) -> None:
 def test_baseline_of_another_schema_exits_2(tmp_path: Path) -> None:
     other = write(tmp_path / "baseline.json", '{"version": 1}')
     assert_refused(serve(model_config(tmp_path, other), tmp_path), 2,
-                   f"baseline {other}", "driftloop/baseline/v1")
+                   f"baseline {other}", "driftloop/baseline/v2")
 
 
 def test_unreachable_state_store_exits_non_zero_with_one_line(tmp_path: Path) -> None:

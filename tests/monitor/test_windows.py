@@ -66,7 +66,7 @@ def run(p: ModelPipeline, stream: list[Prediction]) -> list[dict[str, Any]]:
 
 
 COMPARED = ("rows", "dataset_drift", "drift_share", "features", "prediction_drift",
-            "score_drift", "quality", "start", "end")
+            "score_drift", "quality", "start", "end", "estimated_performance")
 
 
 def assert_close(got: Any, want: Any, where: str = "") -> None:
@@ -97,6 +97,7 @@ def test_count_windows_equal_the_batch_path_row_for_row(data: Any, baseline: Bas
     want = batch_results(baseline, frame)
     assert [r["window"] for r in got] == [0, 1, 2]
     assert [r["first_offset"] for r in got] == [0, ROWS, 2 * ROWS]
+    assert [r["estimated_performance"]["n"] for r in got] == [ROWS] * 3  # compared below
     for g, w in zip(got, want, strict=True):
         for key in COMPARED:
             assert_close(g[key], w[key], key)

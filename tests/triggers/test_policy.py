@@ -186,6 +186,117 @@ def test_policy_table(name: str) -> None:
     run_steps(steps)
 
 
+# -- labels come late: performance_drop reads the estimate until realized performance ---------
+ON_PERFORMANCE = replace(POLICY, on=frozenset({"dataset_drift", "performance_drop"}))
+NO_ESTIMATE = replace(ON_PERFORMANCE, use_estimate=False)
+BOTH = replace(POLICY, on=frozenset({"performance_drop", "estimated_performance_drop"}))
+
+
+def estimated(n: int, version: str = "3", degraded: bool | None = True) -> WindowEvidence:
+    return WindowEvidence(f"{version}:{n}", version, dataset_drift=False, drift_share=0.1,
+                          estimated_degraded=degraded, estimated_value=0.81,
+                          estimated_metric="accuracy", estimated_baseline=0.89)
+
+
+def realized(n: int, version: str = "3", degraded: bool = False) -> WindowEvidence:
+    return WindowEvidence(f"{version}:performance:{n}", version, performance_degraded=degraded,
+                          performance_metric="accuracy", performance_value=0.93,
+                          performance_baseline=0.944)
+
+
+STAND_IN = ("(estimated accuracy 0.810 vs baseline 0.890; no realized performance of version "
+            "{} yet)")
+NOT_ON = ("no retrain for carloan: estimated performance drop*, but "
+          "'estimated_performance_drop' is not in retrain.on")
+ESTIMATE_CASES: dict[str, tuple[Policy, list[Step]]] = {
+    "estimate_stands_in_for_missing_labels": (ON_PERFORMANCE, [
+        Step(estimated(1), 0, "none", "",
+             "no retrain for carloan: performance drop in 1 of 2 consecutive windows needed "
+             + STAND_IN.format(3)),
+        Step(estimated(2), 1, "retrain", "performance_drop",
+             "retrain carloan: performance drop in 2 consecutive windows " + STAND_IN.format(3)),
+    ]),
+    "first_realized_window_ends_the_stand_in": (ON_PERFORMANCE, [
+        Step(estimated(1), 0, "none", "", "no retrain for carloan: performance drop in 1 of 2*"),
+        Step(realized(1), 1, "none", "", NOT_ON),
+        # the estimate keeps being read, by its own signal only
+        Step(estimated(2), 2, "none", "", NOT_ON),
+        Step(estimated(3), 3, "none", "", NOT_ON),
+    ]),
+    "a_new_version_uses_its_estimate_until_its_own_labels": (ON_PERFORMANCE, [
+        Step(realized(1, "3"), 0, "none", "", "no retrain for carloan: window 3:performance:1*"),
+        Step(estimated(1, "4"), 1, "none", "",
+             "no retrain for carloan: performance drop in 1 of 2*" + STAND_IN.format(4)),
+        Step(estimated(2, "3"), 2, "none", "", "no retrain for carloan: performance drop in 1*"),
+        Step(estimated(3, "4"), 3, "retrain", "performance_drop",
+             "retrain carloan: performance drop in 2 consecutive windows " + STAND_IN.format(4)),
+    ]),
+    "inconclusive_estimate_keeps_the_streak": (ON_PERFORMANCE, [
+        Step(estimated(1), 0, "none", "", "no retrain for carloan: performance drop in 1 of 2*"),
+        Step(estimated(2, degraded=None), 1, "none", "",
+             "no retrain for carloan: performance drop in 1 of 2*"),
+        Step(estimated(3), 2, "retrain", "performance_drop", "retrain carloan: performance*"),
+    ]),
+    "use_estimate_off_waits_for_labels": (NO_ESTIMATE, [
+        Step(estimated(1), 0, "none", "", NOT_ON),
+        Step(estimated(2), 1, "none", "", NOT_ON),
+        Step(realized(1, degraded=True), 2, "none", "",
+             "no retrain for carloan: performance drop in 1 of 2*(accuracy 0.930 vs*"),
+    ]),
+    "both_enabled_the_estimated_reason_is_named_and_outlives_labels": (BOTH, [
+        Step(estimated(1), 0, "none", "",
+             "no retrain for carloan: estimated performance drop in 1 of 2*"),
+        Step(estimated(2), 1, "retrain", "estimated_performance_drop",
+             "retrain carloan: estimated performance drop in 2 consecutive windows "
+             "(estimated 0.810)"),
+        Step(realized(1), 70, "none", "", "no retrain for carloan: window 3:performance:1*"),
+        Step(estimated(3), 71, "none", "",
+             "no retrain for carloan: estimated performance drop in 1 of 2*"),
+        Step(estimated(4), 72, "retrain", "estimated_performance_drop",
+             "retrain carloan: estimated performance drop in 2*"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATE_CASES))
+def test_policy_table_with_estimates(name: str) -> None:
+    policy, steps = ESTIMATE_CASES[name]
+    state = TriggerState("carloan")
+    for step in steps:
+        decision = decide(state, step.evidence, T0 + timedelta(minutes=step.minutes), policy)
+        assert (decision.action, decision.reason) == (step.action, step.reason), decision.sentence
+        assert fnmatchcase(decision.sentence, step.sentence), decision.sentence
+        state = decision.state
+        if decision.action == "retrain":  # the run ends at once: later steps are not blocked
+            key = decision.idempotency_key or ""
+            state = decide(state, RunFinished(key, "succeeded"), T0, policy).state
+
+
+def test_realized_versions_survive_a_restart_and_old_states_load() -> None:
+    state = decide(TriggerState("carloan"), realized(1), T0, ON_PERFORMANCE).state
+    assert state.realized_versions == ("3",)
+    restored = TriggerState.from_dict(state.to_dict())
+    assert restored.realized_versions == ("3",)
+    after = decide(restored, estimated(2), T0, ON_PERFORMANCE)
+    assert after.state.performance_windows == 0  # labels known: the estimate is not read
+    old = {k: v for k, v in state.to_dict().items() if k != "realized_versions"}
+    assert TriggerState.from_dict(old).realized_versions == ()
+
+
+def test_window_evidence_reads_the_estimate_and_an_inconclusive_one_measures_nothing() -> None:
+    result = {"version": "3", "window": 4, "estimated_performance": {
+        "metric": "accuracy", "value": 0.81, "lower": 0.79, "upper": 0.83, "baseline": 0.89,
+        "threshold": 0.87, "degraded": True, "status": "degraded", "n": 2000}}
+    evidence = WindowEvidence.from_result(result)
+    assert (evidence.estimated_degraded, evidence.estimated_value, evidence.estimated_metric,
+            evidence.estimated_baseline) == (True, 0.81, "accuracy", 0.89)
+    assert evidence.performance_degraded is None
+    inconclusive = {**result["estimated_performance"], "value": None, "degraded": False,
+                    "status": "inconclusive", "n": 40}
+    quiet = WindowEvidence.from_result({**result, "estimated_performance": inconclusive})
+    assert quiet.estimated_degraded is None
+
+
 def test_manual_request_ignores_cooldown_after_the_run_finished() -> None:
     launched = decide(TriggerState("carloan"), ALERT, T0, POLICY)
     key = launched.idempotency_key
