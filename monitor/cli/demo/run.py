@@ -88,6 +88,7 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
             view.note(f"[bold]{escape(title)}[/]\n" + escape(
                 f"Setting up in {workdir} ({'removed at the end' if owns else 'kept'}):"))
             stack.start(lambda line: view.note(escape(f"  {line}")))
+            setup_seconds = time.monotonic() - clock
             probe = Probe(stack.service_url, MODEL)
 
             def show(phase: str, doing: str, snapshot: Snapshot | None) -> None:
@@ -99,7 +100,7 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
             view.stop()
             done = True
             console.print(timeline_table(probe.timeline.decisions, started))
-            _summary(console, outcome, time.monotonic() - clock, stack)
+            _summary(console, outcome, time.monotonic() - clock, setup_seconds)
             if options.keep_running:
                 _explore(console, stack)
         except KeyboardInterrupt:
@@ -128,8 +129,9 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
     return code
 
 
-def _summary(console: Console, outcome: Outcome, seconds: float, stack: Stack) -> None:
-    phases = ", ".join(f"{phase} {spent:.0f}s" for phase, spent in outcome.phase_seconds.items())
+def _summary(console: Console, outcome: Outcome, seconds: float, setup_seconds: float) -> None:
+    phases = ", ".join([f"set-up {setup_seconds:.0f}s"] + [
+        f"{phase} {spent:.0f}s" for phase, spent in outcome.phase_seconds.items()])
     drifted = sum(1 for w in outcome.settled_windows if w.get("dataset_drift"))
     windows = len(outcome.settled_windows)
     if outcome.result == "promoted":
