@@ -29,6 +29,7 @@ __all__ = [
     "mlflow_argv",
     "port_open",
     "start_child",
+    "stop_stray",
     "tansu_argv",
     "wait_until",
 ]
@@ -71,6 +72,22 @@ class Child:
         except OSError:
             return ""
         return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+
+
+def stop_stray(pid: int, marker: str) -> bool:
+    """SIGKILL the process group of ``pid`` if that process still runs with ``marker`` (the
+    work folder) on its command line: a retrain whose parent, the service, had to be
+    killed. The marker tells it from a process that reused the number. Linux only (reads
+    /proc); returns whether it signalled."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    if marker.encode() not in cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    return True
 
 
 def free_port() -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import signal
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -83,13 +84,14 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
     clock = time.monotonic()
     done = False
     code = 0
-    with _signals_interrupt():
+    with _signals_interrupt(), ExitStack() as closing:
         try:
             view.note(f"[bold]{escape(title)}[/]\n" + escape(
                 f"Setting up in {workdir} ({'removed at the end' if owns else 'kept'}):"))
             stack.start(lambda line: view.note(escape(f"  {line}")))
             setup_seconds = time.monotonic() - clock
             probe = Probe(stack.service_url, MODEL)
+            closing.callback(probe.close)
 
             def show(phase: str, doing: str, snapshot: Snapshot | None) -> None:
                 published = stack.labels.published if stack.labels is not None else 0
@@ -111,20 +113,24 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
                              markup=False)
         except DemoError as exc:
             view.stop()
-            stack.write_state(error=str(exc))
-            errors.print(f"driftloop: error: demo: {exc}", markup=False)
+            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            stack.write_state(error=message)
+            errors.print(f"driftloop: error: demo: {message}", markup=False)
             code = 1
         except Exception as exc:  # a failure nobody foresaw: still one line, still clean-up
             view.stop()
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             message = f"{type(exc).__name__}: {first_line}"
             stack.write_state(error=message)
+            if not owns:  # --out: the trace is kept with the logs
+                (workdir / "logs").mkdir(exist_ok=True)
+                (workdir / "logs" / "demo-error.log").write_text(traceback.format_exc())
             errors.print(f"driftloop: error: demo failed: {message}", markup=False)
             code = 1
         finally:
             with _signals_ignored():
                 stack.close()
-    if not owns and code != 130:
+    if not owns:
         console.print(escape(f"Files kept in {workdir} (config, logs, MLflow, state, reports)."))
     return code
 

@@ -47,6 +47,7 @@ from monitor.cli.demo.processes import (
     mlflow_argv,
     port_open,
     start_child,
+    stop_stray,
     tansu_argv,
     wait_until,
 )
@@ -89,6 +90,7 @@ class Stack:
         self.labels: LabelFeed | None = None
         self.server: ModelServer | None = None
         self.first_version: str | None = None
+        self.retrain_pids: list[int] = []  # of runs the service launched (their external ids)
 
     # -- up -------------------------------------------------------------------------------
     def start(self, note: Callable[[str], None]) -> None:
@@ -206,6 +208,15 @@ class Stack:
         temporary.write_bytes(orjson.dumps(self.state, option=orjson.OPT_INDENT_2))
         temporary.replace(path)
 
+    def remember_run(self, external_id: str | None) -> None:
+        """A retrain run's command-launcher id (``pid-<N>``): stopped at close should the
+        service not have stopped it."""
+        if external_id and external_id.startswith("pid-") and external_id[4:].isdigit():
+            pid = int(external_id[4:])
+            if pid not in self.retrain_pids:
+                self.retrain_pids.append(pid)
+                self.write_state(retrain_pids=self.retrain_pids)
+
     def check_traffic(self) -> None:
         """DemoError when the model server or the label feed stopped on an error."""
         for part, name in ((self.server, "the model server"), (self.labels, "the label feed")):
@@ -227,6 +238,8 @@ class Stack:
                 self.producer.close(5)
         for child in reversed(self.children):
             child.stop(timeout=30 if child.name == "driftloop" else 15)
+        for pid in self.retrain_pids:  # the service stops its runs, unless it was killed
+            stop_stray(pid, str(self.workdir))
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.write_state(phase="stopped", stopped=True)

@@ -125,6 +125,8 @@ class Story:
             except httpx.HTTPError as exc:  # a slow answer; the service's exit is checked above
                 last_error = f"; last API error: {type(exc).__name__}"
             else:
+                for run in snapshot.runs:
+                    self.stack.remember_run(run.get("external_id"))
                 self.show(self.phase, self.doing, snapshot)
                 found = check(snapshot)
                 if found:
@@ -139,7 +141,7 @@ class Story:
 
     @staticmethod
     def _retrain_run(snapshot: Snapshot) -> dict[str, Any] | None:
-        return snapshot.runs[-1] if snapshot.runs else None
+        return snapshot.runs[0] if snapshot.runs else None  # newest first
 
     def _registered(self, snapshot: Snapshot, run_key: str) -> str | None:
         run = next((r for r in snapshot.runs if r["id"] == run_key), None)

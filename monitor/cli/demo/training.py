@@ -104,6 +104,7 @@ def register_version(model: Any, baseline_rows: pd.DataFrame, *, model_name: str
     sample = reference_sample(baseline_rows, baseline, SAMPLE_ROWS, seed)
     accuracy = float((baseline_rows["prediction"] == baseline_rows[LABEL]).mean())
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     with mlflow.start_run(run_name=f"{model_name}-{tags.get('demo.kind', 'train')}",
                           tags=dict(tags), description=description) as run:
         mlflow.log_params({"rows": fitted_rows, "seed": seed,
