@@ -3,6 +3,10 @@ the labeled-rows file and the timeline. The whole demo runs in tests/integration
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from monitor.cli.demo.events import kserve_records, label_record, native_record
 from monitor.cli.demo.labeled import append_labeled, format_time, parse_time, read_labeled
 from monitor.cli.demo.options import SHORT, DemoOptions
 from monitor.cli.demo.probe import Decision, Timeline
+from monitor.cli.demo.processes import start_child, stop_stray
 from monitor.cli.demo.training import fit_model
 from monitor.cli.demo.view import collapse
 from monitor.cli.demo.world import BLOCK, FEATURES, World
@@ -195,3 +200,63 @@ def test_demo_out_folder_that_is_not_empty_is_refused_before_starting_anything(
                           "empty folder")
     assert len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
+
+
+def _started(pid: int) -> None:
+    """Until the process's command line is there (it is empty for a moment after a spawn)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        time.sleep(0.01)
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_stop_stray_kills_only_a_process_still_running_with_the_marker(tmp_path: Path) -> None:
+    marker = str(tmp_path / "demo-folder")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker],
+                               start_new_session=True)
+    try:
+        _started(sleeper.pid)
+        assert stop_stray(sleeper.pid, str(tmp_path / "another-folder")) is False
+        assert sleeper.poll() is None
+        assert stop_stray(sleeper.pid, marker) is True
+        assert sleeper.wait(10) == -signal.SIGKILL
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait(10)
+
+
+def test_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path: Path) -> None:
+    stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, "
+                "signal.SIG_IGN); p = subprocess.Popen([sys.executable, '-c', "
+                "'import time; time.sleep(60)']); print('grandchild', p.pid, flush=True); "
+                "time.sleep(60)")
+    child = start_child("stubborn", [sys.executable, "-c", stubborn], tmp_path / "s.log", 0)
+    grandchild = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not grandchild and time.monotonic() < deadline:
+            found = [line for line in child.log_tail().split(" | ") if "grandchild" in line]
+            grandchild = int(found[0].split()[1]) if found else 0
+            time.sleep(0.05)
+        assert grandchild
+        child.stop(timeout=0.5)
+        assert child.popen.returncode == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while not _gone(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(grandchild)
+    finally:
+        if child.alive():
+            child.popen.kill()
+            child.popen.wait(10)
