@@ -74,7 +74,7 @@ class Story:
     def run(self) -> Outcome:
         first = self.stack.first_version
         self._enter("serving", f"version {first} serves the traffic it was trained for")
-        self._until("the first clean window", lambda s: any(
+        self._until(f"the first window of version {first}", lambda s: any(
             w["version"] == first for w in s.windows))
         self._until("the drift row", lambda s: self._served() >= self.profile.drift_row)
         self._enter("drift", f"from row {self.profile.drift_row} on, applicants and their "
