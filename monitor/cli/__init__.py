@@ -2,7 +2,7 @@
 
 - :mod:`~monitor.cli.main`: the parser and ``main`` (one line and exit 2 on user errors);
 - :mod:`~monitor.cli.evaluate`: ``driftloop evaluate``;
-- :mod:`~monitor.cli.demo`: ``driftloop demo``;
+- :mod:`~monitor.cli.demo`: ``driftloop demo``, the closed loop on one machine (a package);
 - :mod:`~monitor.cli.examples`: the seeded "carloan" example dataset;
 - :mod:`~monitor.cli.replay`: a data file onto Kafka as native events.
 

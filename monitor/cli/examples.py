@@ -31,6 +31,8 @@ __all__ = [
     "ExampleData",
     "ExampleFiles",
     "generate",
+    "repaid_logit",
+    "sample_features",
     "write_example",
 ]
 
@@ -79,7 +81,9 @@ class ExampleFiles:
     window_rows: int
 
 
-def _features(rng: np.random.Generator, n: int, window: int) -> pd.DataFrame:
+def sample_features(rng: np.random.Generator, n: int, window: int) -> pd.DataFrame:
+    """``n`` rows of the eight features as window ``window`` has them (0: the reference;
+    the shifted cells of :data:`SHIFTS` and the quality findings apply by window)."""
     shifted = {feature for feature, w in SHIFTS if w == window}
     car_value = rng.lognormal(np.log(14000.0), 0.45, n)
     if "car_value" in shifted:
@@ -120,7 +124,9 @@ def _features(rng: np.random.Generator, n: int, window: int) -> pd.DataFrame:
     })
 
 
-def _logit(frame: pd.DataFrame) -> np.ndarray:
+def repaid_logit(frame: pd.DataFrame) -> np.ndarray:
+    """The ground truth's log-odds of ``repaid`` (before the noise of the draw); the
+    example's "model" scores the same expression."""
     salary_level = frame["salary_range"].map({s: i for i, s in enumerate(SALARY)}).fillna(1.0)
     down_level = frame["size_of_downpayment"].map(
         {d: i for i, d in enumerate(DOWNPAYMENT)}).fillna(3.0)
@@ -138,7 +144,7 @@ def _logit(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _with_model(rng: np.random.Generator, frame: pd.DataFrame, concept_shift: bool) -> pd.DataFrame:
-    logit = _logit(frame)
+    logit = repaid_logit(frame)
     score = 1.0 / (1.0 + np.exp(-logit))
     # a concept shift: the same customers repay less often than the model believes
     truth_logit = logit - 2.5 if concept_shift else logit
@@ -154,12 +160,12 @@ def generate(seed: int = 7, reference_rows: int = 20_000, window_rows: int = 5_0
     """The reference frame, the monitoring frame (``WINDOWS`` windows) and its labels."""
     rng = np.random.default_rng(seed)
     start = pd.Timestamp("2019-01-01T00:00:00Z")
-    reference = _with_model(rng, _features(rng, reference_rows, 0), concept_shift=False)
+    reference = _with_model(rng, sample_features(rng, reference_rows, 0), concept_shift=False)
     reference.insert(0, "request_id", np.arange(reference_rows, dtype=np.int64))
     reference.insert(1, "timestamp", pd.date_range(start, periods=reference_rows, freq="2min"))
     windows = []
     for window in range(1, WINDOWS + 1):
-        part = _with_model(rng, _features(rng, window_rows, window),
+        part = _with_model(rng, sample_features(rng, window_rows, window),
                            concept_shift=window == CONCEPT_SHIFT_WINDOW)
         windows.append(part)
     current = pd.concat(windows, ignore_index=True)

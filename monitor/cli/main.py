@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from monitor.cli.demo.options import FORMATS, SCENARIOS
 from monitor.config import ConfigError
 from monitor.errors import InputError
 
@@ -89,10 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a non-number in a numeric column: stop (default) or count it "
                                "as a type violation")
 
-    demo = commands.add_parser("demo", help="generate example data and run the whole check")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    demo = commands.add_parser(
+        "demo", help="the whole loop on this machine: broker, MLflow, driftloop, a model "
+                     "server and labels; drift, retrain, canary")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="default",
+                      help="default: the retrained version is promoted; bad-challenger: it is "
+                           "rolled back; alert: an Alertmanager webhook starts the retrain")
+    demo.add_argument("--format", dest="event_format", choices=FORMATS, default="native",
+                      help="prediction logs: native events, or KServe CloudEvents (binary "
+                           "mode, V1 bodies)")
+    demo.add_argument("--short", action="store_true",
+                      help="smaller windows and a shorter story (the tests use it)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the data and the models")
+    demo.add_argument("--out", type=Path, metavar="DIR",
+                      help="keep every file here (default: a temporary folder, removed)")
+    demo.add_argument("--keep-running", action="store_true",
+                      help="leave the stack up after the story, until Ctrl-C")
+    demo.add_argument("--state-file", type=Path, metavar="PATH",
+                      help="write the stack's URLs, PIDs and the story's phase here (JSON)")
+    demo.add_argument("--batch", action="store_true",
+                      help="no processes: the detectors over a generated file, with reports "
+                           "(--out, default demo-output)")
+    demo.add_argument("--no-report", action="store_true", help="--batch: skip the HTML reports")
 
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
     dashboards_commands = dashboards.add_subparsers(dest="dashboards_command", required=True,
@@ -154,6 +173,18 @@ def _baseline_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.cli.demo import DemoOptions, run_batch_demo, run_demo
+
+    if args.batch:
+        return run_batch_demo(args.out or Path("demo-output"), seed=args.seed,
+                              report=not args.no_report)
+    return run_demo(DemoOptions(
+        scenario=args.scenario, event_format=args.event_format, short=args.short,
+        seed=args.seed, out=args.out, keep_running=args.keep_running,
+        state_file=args.state_file))
+
+
 def _dashboards_build(args: argparse.Namespace) -> int:
     # imported here: the Grafana SDK is needed by this command only
     from dashboards import DEFAULT_OUT, build_all
@@ -200,9 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_evaluate(args)
         if args.command == "demo":
-            from monitor.cli.demo import run_demo
-
-            return run_demo(args.out, seed=args.seed, report=not args.no_report)
+            return _demo(args)
         if args.command == "dashboards":
             return _dashboards_build(args)
         if args.command == "canary":

@@ -209,10 +209,10 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "usage" in err
 
 
-def test_demo_runs_the_whole_batch_loop(capsys: pytest.CaptureFixture[str],
-                                        tmp_path: Path) -> None:
+def test_demo_batch_runs_the_detectors_over_a_generated_file(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "demo-output"
-    code, out, err = run(capsys, "demo", "--out", out_dir)
+    code, out, err = run(capsys, "demo", "--batch", "--out", out_dir)
     assert code == 0, err
     for name in ("reference.csv", "current.csv", "labels.csv", "baseline.json",
                  "baseline.reference.parquet", "results.jsonl"):

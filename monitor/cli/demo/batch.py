@@ -1,4 +1,4 @@
-"""``driftloop demo``: the batch loop on generated data, start to finish.
+"""``driftloop demo --batch``: the detectors over a generated file, no processes.
 
 Writes the example "carloan" dataset (a reference and six monitoring windows
 with known shifts, plus late labels) into a directory, builds the baseline,
@@ -22,7 +22,7 @@ from monitor.config import ModelConfig
 from monitor.evaluate import read_labels
 from monitor.tables import read_table
 
-__all__ = ["describe_window", "run_demo"]
+__all__ = ["describe_window", "run_batch_demo"]
 
 _SAMPLE_ROWS = 5000
 
@@ -65,7 +65,7 @@ def _write_line(stream: BinaryIO, result: dict[str, Any]) -> None:
     stream.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
 
 
-def run_demo(out: Path, seed: int = 7, report: bool = True) -> int:
+def run_batch_demo(out: Path, seed: int = 7, report: bool = True) -> int:
     console = table_console()
     note = Console(stderr=True)
     files = write_example(out, seed=seed)
