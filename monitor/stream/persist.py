@@ -6,9 +6,10 @@ for their label and labels waiting for their prediction (:class:`Persister`).
 :meth:`Persister.write` stores, in ONE transaction: the closed windows' results
 (upserts keyed by their identity, so a replay overwrites), the label-join rows and
 the joins they complete, the realized-performance windows those joins close, the
-checkpoint of every open window that changed, the per-partition processed marks
-and the commit offsets. Either all of it is stored or none of it is, which is the
-exactly-once effect of design section 9.
+checkpoint of every stream whose open windows changed, the per-partition processed
+marks that moved and the commit offsets (what did not change is not written again;
+``Persisted.checkpoint_bytes`` reports the checkpoint bytes written). Either all of it
+is stored or none of it is, which is the exactly-once effect of design section 9.
 
 When: closed windows are written at once, but not more than every
 ``WINDOW_PERSIST_SECONDS`` (under load windows close many times a second, and each
@@ -146,7 +147,8 @@ class Persister:
               force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
-        partition since this process took it."""
+        partition since this process took it. ``force`` changes nothing here (a forced
+        persist is due at once, but stores only what changed, like any other)."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}
