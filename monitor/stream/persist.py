@@ -30,7 +30,7 @@ from typing import Any
 
 from monitor.ingest import Label, Prediction
 from monitor.metrics import Metrics
-from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
+from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.windows import Stream
@@ -244,19 +244,58 @@ class Persister:
         return marks
 
     def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
-        """Store the new join rows and return the pairs they complete, per model."""
-        keys = [(p.model, p.request_id) for p in buffers.predictions]
-        keys += [(label.model, label.request_id) for label in buffers.labels]
-        if buffers.predictions:
-            tx.add_predictions(buffers.predictions)
-        if buffers.labels:
-            tx.add_labels(buffers.labels)
+        """Store the new join rows and return the pairs they complete, per model.
+
+        A prediction and its label that both arrived since the last persist are joined
+        here, in memory, and never stored as pending rows (with labels seconds behind
+        their predictions that is most of them); only the rest wait in the store.
+        """
         clocks = self.event_time_ms
         for p in buffers.predictions:
             if p.timestamp_ms > clocks.get(p.model, -1):
                 clocks[p.model] = p.timestamp_ms
-        by_model: dict[str, list[Any]] = {}
+        fresh, predictions, labels = _pair_in_memory(buffers, clocks)
+        if predictions:
+            tx.add_predictions(predictions)
+        if labels:
+            tx.add_labels(labels)
+        keys = [(p.model, p.request_id) for p in predictions]
+        keys += [(label.model, label.request_id) for label in labels]
         # a side already past its TTL on its model's clock no longer joins
-        for pair in (tx.join(keys, now_by_model=clocks) if keys else []):
+        pairs = fresh + (tx.join(keys, now_by_model=clocks) if keys else [])
+        pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
+        by_model: dict[str, list[Any]] = {}
+        for pair in pairs:
             by_model.setdefault(pair.model, []).append(pair)
         return by_model
+
+
+def _pair_in_memory(buffers: _Buffers, clocks: Mapping[str, int]
+                    ) -> tuple[list[JoinedPair], list[PendingPrediction], list[PendingLabel]]:
+    """Pairs among the buffered rows, and the rows left to wait in the store.
+
+    The newest copy of a (model, request_id) wins, as the store's upsert would have it;
+    a side already past its TTL on its model's clock goes to the store, which lets it
+    expire. (An older copy of a key stored by an earlier persist is left to its TTL
+    instead of being overwritten: only a duplicated request id has one.)
+    """
+    if not buffers.predictions or not buffers.labels:
+        return [], buffers.predictions, buffers.labels
+    newest_prediction = {(p.model, p.request_id): p for p in buffers.predictions}
+    newest_label = {(lab.model, lab.request_id): lab for lab in buffers.labels}
+    pairs: list[JoinedPair] = []
+    for key, label in newest_label.items():
+        p = newest_prediction.get(key)
+        if p is None:
+            continue
+        now = clocks.get(p.model)
+        if now is not None and (p.expires_at_ms <= now or label.expires_at_ms <= now):
+            continue
+        pairs.append(JoinedPair(p.model, p.request_id, p.version, p.prediction, p.score,
+                                p.scores, label.label, p.timestamp_ms, label.timestamp_ms))
+    if not pairs:
+        return [], buffers.predictions, buffers.labels
+    joined = {(pair.model, pair.request_id) for pair in pairs}
+    return (pairs,
+            [p for p in buffers.predictions if (p.model, p.request_id) not in joined],
+            [lab for lab in buffers.labels if (lab.model, lab.request_id) not in joined])
