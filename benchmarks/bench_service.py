@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -172,6 +173,16 @@ def _metric(text: str, name: str) -> float:
                if line.startswith(f"{name}{{") or line.startswith(f"{name} "))
 
 
+def checkpoint_sizes(state: Path) -> str:
+    """State bytes per checkpoint row (open windows ``p<partition>``, the performance
+    windows, the partitions' processed marks), as stored last."""
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT model, kind, length(state) FROM checkpoints "
+                          "ORDER BY length(state) DESC").fetchall()
+    return ", ".join(f"{kind} {size / 1024:.1f} kB" if model != "*" else f"{kind} {size} B"
+                     for model, kind, size in rows)
+
+
 def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
                 tag: str) -> tuple[Run, tuple[int, int]]:
     """One service run; returns it and the records (from, to) it was timed over."""
@@ -198,9 +209,10 @@ def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
         with StoreSampler(state, group, proc.pid) as sampler:
             wait_until(lambda: sampler.latest()[1] >= total, 900, f"service {tag}", proc.alive)
         peak_kb = status_kb(proc.pid, "VmHWM")
+        note = f"checkpoints {checkpoint_sizes(state)}"
         if setting.labels:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            note = f"joined {_metric(text, 'driftloop_label_joins_total'):.0f}"
+            note += f"; joined {_metric(text, 'driftloop_label_joins_total'):.0f}"
     except Exception:
         print(proc.log_tail(), file=sys.stderr)
         raise

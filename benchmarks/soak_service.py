@@ -203,6 +203,7 @@ def soak(directory: Path, bootstrap: str, args: argparse.Namespace) -> int:
     feed = Feed(bootstrap, topic, args.rate, args.label_share, args.label_lag, args.compress,
                 start_ms)
     rss: list[tuple[float, float]] = []
+    anon: list[tuple[float, float]] = []  # RssAnon: the heap, without mapped files
     fds: list[tuple[float, float]] = []
     try:
         wait_for(lambda: _owned(state, group), 120, "the service's partitions", proc)
@@ -211,8 +212,10 @@ def soak(directory: Path, bootstrap: str, args: argparse.Namespace) -> int:
         started, cpu0, done0 = time.monotonic(), cpu_seconds(proc.pid), _persisted(state, group)
         while (elapsed := time.monotonic() - started) < args.seconds:
             rss.append((elapsed, status_kb(proc.pid, "VmRSS") / 1024))
+            anon.append((elapsed, status_kb(proc.pid, "RssAnon") / 1024))
             fds.append((elapsed, float(open_fds(proc.pid))))
-            print(f"  {elapsed:5.0f} s: RSS {rss[-1][1]:6.1f} MB, {fds[-1][1]:.0f} fds, "
+            print(f"  {elapsed:5.0f} s: RSS {rss[-1][1]:6.1f} MB (anon {anon[-1][1]:6.1f}), "
+                  f"{fds[-1][1]:.0f} fds, "
                   f"produced {sum(feed.sent.values())}, persisted {_persisted(state, group)}",
                   flush=True)
             time.sleep(max(0.0, args.sample_every - (time.monotonic() - started - elapsed)))
@@ -240,7 +243,8 @@ def soak(directory: Path, bootstrap: str, args: argparse.Namespace) -> int:
           f"{cpu / max(done, 1) * 1e6:.1f} µs CPU per event; backlog at the end {backlog}; "
           f"{windows} windows stored", flush=True)
     print(f"RSS start {rss[0][1]:.1f} MB, end {rss[-1][1]:.1f} MB, peak {peak:.1f} MB; slope "
-          f"second half {rss_slope:+.2f} MB/min (all {slope_per_minute(rss):+.2f})  "
+          f"second half {rss_slope:+.2f} MB/min (all {slope_per_minute(rss):+.2f}; anonymous "
+          f"memory {slope_per_minute(second_half(anon)):+.2f})  "
           f"target < {RSS_SLOPE_MB_PER_MIN:g} MB/min  {rss_ok}", flush=True)
     print(f"open fds second half {min(half_fds):.0f}..{max(half_fds):.0f}; slope "
           f"{fd_slope:+.2f}/min  target flat (|slope| < {FD_SLOPE_PER_MIN:g}/min)  {fd_ok}",
