@@ -23,21 +23,23 @@ and a labels topic where the label of prediction ``i`` is produced after predict
 serve first is kafka-python's choice, on both sides); event-time windows (60 s,
 10 s allowed lateness, events 10 ms apart); KServe CloudEvents (binary mode, V1).
 
-Also: CPU per event (service: utime + stime from ``/proc/<pid>/stat``, every thread;
-reference: ``time.process_time``), both over the timed span; peak RSS (VmHWM of each
-process, whole runs); checkpoint bytes per
-persist (state bytes of the checkpoint rows each persist wrote, median over persists).
+The ratio is the median over the repetitions of each service run's rate against the
+reference run right after it (the pair shares the machine's conditions); the target
+lines (PASS/FAIL) are about it. Also: CPU per event (service: utime + stime from
+``/proc/<pid>/stat``, every thread; reference: ``time.process_time``), both over the
+timed span, and their ratio, which other work on the machine disturbs less than wall
+time; peak RSS (VmHWM of each process, whole runs); checkpoint bytes per persist (state
+bytes of the checkpoint rows each persist wrote, median over persists; the largest
+persist's rows are listed per run).
 
 Run: ``python benchmarks/bench_service.py [--n 100000] [--repeat 3] [--settings a,b]``.
-Figures taken on a machine shared with other work vary from run to run; the ratios
-are what the targets are about.
+Figures taken on a machine shared with other work vary from run to run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -173,16 +175,6 @@ def _metric(text: str, name: str) -> float:
                if line.startswith(f"{name}{{") or line.startswith(f"{name} "))
 
 
-def checkpoint_sizes(state: Path) -> str:
-    """State bytes per checkpoint row (open windows ``p<partition>``, the performance
-    windows, the partitions' processed marks), as stored last."""
-    with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5) as db:
-        rows = db.execute("SELECT model, kind, length(state) FROM checkpoints "
-                          "ORDER BY length(state) DESC").fetchall()
-    return ", ".join(f"{kind} {size / 1024:.1f} kB" if model != "*" else f"{kind} {size} B"
-                     for model, kind, size in rows)
-
-
 def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
                 tag: str) -> tuple[Run, tuple[int, int]]:
     """One service run; returns it and the records (from, to) it was timed over."""
@@ -209,10 +201,9 @@ def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
         with StoreSampler(state, group, proc.pid) as sampler:
             wait_until(lambda: sampler.latest()[1] >= total, 900, f"service {tag}", proc.alive)
         peak_kb = status_kb(proc.pid, "VmHWM")
-        note = f"checkpoints {checkpoint_sizes(state)}"
         if setting.labels:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            note += f"; joined {_metric(text, 'driftloop_label_joins_total'):.0f}"
+            note = f"joined {_metric(text, 'driftloop_label_joins_total'):.0f}; "
     except Exception:
         print(proc.log_tail(), file=sys.stderr)
         raise
@@ -223,7 +214,10 @@ def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
     records = last.records - first.records
     rate = records / (last.at - first.at)
     if not exact:
-        note += " (timed to the last persist: too few points)"
+        note += "timed to the last persist (too few points); "
+    note += "largest persist " + ", ".join(
+        f"{name} {size / 1024:.1f} kB" for name, size in
+        sorted(sampler.largest.items(), key=lambda item: -item[1]))
     checkpoint = statistics.median(p.checkpoint_bytes for p in points)
     per_event = setting.events_per_record
     return Run(rate * per_event, (last.cpu - first.cpu) / records / per_event * 1e6,
@@ -258,23 +252,27 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def report(setting: Setting, service: list[Run], reference: list[Run]) -> str:
+    """One line: median rates, the median of the runs' ratios (each service run against the
+    reference run right after it), CPU per event and its ratio, peak RSS, checkpoint bytes
+    per persist and start-up."""
     svc, ref = statistics.median(r.rate for r in service), \
         statistics.median(r.rate for r in reference)
-    ratio = svc / ref
+    ratio = statistics.median(s.rate / r.rate for s, r in zip(service, reference, strict=True))
+    cpu_svc = statistics.median(r.cpu_us for r in service)
+    cpu_ref = statistics.median(r.cpu_us for r in reference)
     target = f">={setting.target:.0%}" if setting.target is not None else "-"
     startup = _median([r.startup for r in service]) or 0.0
     ckpt = _median([r.checkpoint_bytes for r in service]) or 0.0
-    return (f"{setting.name:<11} {svc / 1000:7.1f}k {ref / 1000:7.1f}k {ratio:6.0%} "
-            f"{target:>6} {verdict(ratio, setting.target):>5} "
-            f"{statistics.median(r.cpu_us for r in service):7.1f}/"
-            f"{statistics.median(r.cpu_us for r in reference):<5.1f} "
-            f"{max(r.peak_mb for r in service):6.0f}/{max(r.peak_mb for r in reference):<4.0f} "
-            f"{ckpt / 1024:8.1f} kB {startup:6.1f} s")
+    cpu = f"{cpu_svc:.1f}/{cpu_ref:.1f} ({cpu_ref / cpu_svc:.0%})"
+    rss = f"{max(r.peak_mb for r in service):.0f}/{max(r.peak_mb for r in reference):.0f}"
+    return (f"{setting.name:<11} {svc / 1000:8.1f}k {ref / 1000:8.1f}k {ratio:6.0%} "
+            f"{target:>6} {verdict(ratio, setting.target):>5} {cpu:>25} {rss:>15} "
+            f"{ckpt / 1024:10.1f} kB {startup:7.1f} s")
 
 
-HEADER = (f"{'setting':<11} {'svc ev/s':>8} {'ref ev/s':>8} {'ratio':>6} {'target':>6} "
-          f"{'':>5} {'cpu µs/ev svc/ref':>13} {'peak RSS MB':>11} {'ckpt/persist':>11} "
-          f"{'start-up':>8}")
+HEADER = (f"{'setting':<11} {'svc ev/s':>9} {'ref ev/s':>9} {'ratio':>6} {'target':>6} "
+          f"{'':>5} {'cpu µs/ev svc/ref (ratio)':>25} {'peak RSS MB s/r':>15} "
+          f"{'ckpt/persist':>13} {'start-up':>9}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -313,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                     service.append(run)
                     reference.append(run_reference(bootstrap, setting, total, timed))
                     print(f"  {setting.name} #{attempt + 1}: service {run.rate / 1000:.1f}k "
-                          f"ev/s, reference {reference[-1].rate / 1000:.1f}k ev/s over records "
+                          f"ev/s, reference {reference[-1].rate / 1000:.1f}k ev/s "
+                          f"({run.rate / reference[-1].rate:.0%}) over records "
                           f"{timed[0]}..{timed[1]} of {total}; start-up {run.startup:.1f} s "
                           f"{run.note} [reference {reference[-1].note}]", flush=True)
                 lines.append(report(setting, service, reference))

@@ -123,6 +123,7 @@ class StoreSampler:
     def __init__(self, state: Path, group: str, pid: int, interval: float = 0.1) -> None:
         self.state, self.group, self.pid, self.interval = state, group, pid, interval
         self.samples: list[tuple[int, int, float, int]] = []
+        self.largest: dict[str, int] = {}  # bytes per checkpoint row of the largest persist
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -167,12 +168,17 @@ class StoreSampler:
             # a persist writes its checkpoints in one transaction, right around the
             # offsets (monitor.stream.persist.Persister.write; the processed marks come
             # after them), and persists under load are at least half a second apart
-            (ckpt,) = db.execute(
-                "SELECT coalesce(sum(length(state)), 0) FROM checkpoints "
-                "WHERE updated_at_ms BETWEEN ? - 250 AND ? + 250", (at_ms, at_ms)).fetchone()
+            rows = db.execute(
+                "SELECT model, version, kind, length(state) FROM checkpoints "
+                "WHERE updated_at_ms BETWEEN ? - 250 AND ? + 250", (at_ms, at_ms)).fetchall()
         finally:
             db.rollback()
-        return int(at_ms), int(records), cpu, int(ckpt)
+        written = {f"{kind} {version}" if model == "*" else kind: int(size)
+                   for model, version, kind, size in rows}
+        total = sum(written.values())
+        if total > sum(self.largest.values()):
+            self.largest = written
+        return int(at_ms), int(records), cpu, total
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
