@@ -45,13 +45,15 @@ N_NUMERIC, N_CATEGORICAL = 20, 5
 CATEGORIES = [f"category-{i}" for i in range(12)]
 
 
-def native_events(n: int, seed: int) -> list[bytes]:
-    """``n`` encoded native events (design 3.1) of about 800 bytes each."""
+def native_events(n: int, seed: int, timestamps: Any = None) -> list[bytes]:
+    """``n`` encoded native events (design 3.1) of about 800 bytes each; event times
+    10 ms apart from November 2023 unless ``timestamps`` (epoch ms, one per event)."""
     rng = np.random.default_rng(seed)
     numbers = rng.normal(1000.0, 250.0, size=(n, N_NUMERIC)).round(6)
     picks = rng.integers(0, len(CATEGORIES), size=(n, N_CATEGORICAL))
     scores = rng.random(n).round(6)
-    start_ms = 1_700_000_000_000
+    if timestamps is None:
+        timestamps = 1_700_000_000_000 + 10 * np.arange(n, dtype=np.int64)
     events = []
     for i in range(n):
         features: dict[str, Any] = {f"feature_{j:02d}": float(numbers[i, j])
@@ -60,7 +62,7 @@ def native_events(n: int, seed: int) -> list[bytes]:
             features[f"category_{j}"] = CATEGORIES[picks[i, j]]
         events.append(orjson.dumps({
             "model": MODEL, "version": "1", "request_id": f"req-{seed}-{i:08d}",
-            "timestamp": start_ms + i * 10, "features": features,
+            "timestamp": int(timestamps[i]), "features": features,
             "prediction": int(scores[i] > 0.5), "score": float(scores[i]),
             "latency_ms": 3.25,
         }))

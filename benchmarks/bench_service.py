@@ -1,60 +1,137 @@
-"""End-to-end throughput and memory of ``driftloop serve`` against a plain kafka-python loop.
+"""``driftloop serve`` against the client's ceiling, on the same records, timed the same way.
 
-Throughput: ``n`` native events (25 features, :mod:`benchmarks.bench_kafka`) are
-pre-produced to a one-partition topic of a Tansu broker started for the run; a
-plain kafka-python loop reads them (the reference), then ``driftloop serve`` (a
-subprocess, count windows of 5000 rows, SQLite state store) consumes the same
-topic. The service's rate is measured from its first persisted window to its last
-(the ``updated_at_ms`` of the window rows in the state store, so polling the
-service does not slow it down), which leaves out start-up and the group join.
-Two configurations: a baseline without a target (no realized performance, so no
-label-join state) and one with a target (every prediction is kept for the label
-join in the state store).
+For each setting the same records are pre-produced to one-partition topics of a Tansu
+broker started for the run, then read ``--repeat`` times by each side, alternately:
 
-Memory: the service consumes a topic fed at a steady rate for ``--sustain-seconds``
-while its resident set size (``/proc/<pid>/status`` VmRSS) is sampled every
-few seconds; the slope over the second half of the run must be about zero.
+- the service: ``driftloop serve`` (a subprocess, SQLite state store, default settings
+  but the window and formats of the setting);
+- the reference: ``benchmarks/reference_loop.py`` (a subprocess too): kafka-python with
+  the service's consumer settings, orjson into per-column numpy buffers.
 
-Run: ``python benchmarks/bench_service.py [--n 200000] [--sustain-seconds 180]``.
+Same span: the service stamps each persist with the records it has processed
+(``consumer_offsets`` in its store; :mod:`benchmarks.service_probe`). Its rate runs
+from its first persist to its last one while records were still coming, and the
+reference's rate is taken over exactly the same records (its progress after each
+batch, interpolated). Start-up (process start to the first record, extrapolated back
+from the first persist at the measured rate) is reported apart. Events are counted as
+``driftloop_events_total`` counts them: predictions and labels; a KServe
+request/response pair is one event.
+
+Settings: count windows of 5000 without a target (no labels); the same with a target
+and a labels topic where the label of prediction ``i`` is produced after prediction
+``i + 1000`` (the reference decodes both topics; which topic the consumer's fetches
+serve first is kafka-python's choice, on both sides); event-time windows (60 s,
+10 s allowed lateness, events 10 ms apart); KServe CloudEvents (binary mode, V1).
+
+The ratio is the median over the repetitions of each service run's rate against the
+reference run right after it (the pair shares the machine's conditions); the target
+lines (PASS/FAIL) are about it. Also: CPU per event (service: utime + stime from
+``/proc/<pid>/stat``, every thread; reference: ``time.process_time``), both over the
+timed span, and their ratio, which other work on the machine disturbs less than wall
+time; peak RSS (VmHWM of each process, whole runs); checkpoint bytes per persist (state
+bytes of the checkpoint rows each persist wrote, median over persists; the largest
+persist's rows are listed per run).
+
+Run: ``python benchmarks/bench_service.py [--n 100000] [--repeat 3] [--settings a,b]``.
+Figures taken on a machine shared with other work vary from run to run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (str(ROOT), str(ROOT / "benchmarks")):
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for path in (str(ROOT), str(HERE)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from bench_kafka import MODEL, native_events, plain_consume_rate, produce_native_events  # noqa: E402
+from bench_kafka import MODEL, native_events  # noqa: E402
+from service_events import (  # noqa: E402
+    LABELS,
+    PREDICTIONS,
+    Outgoing,
+    kserve_records,
+    labelled_stream,
+    produce,
+)
+from service_probe import (  # noqa: E402
+    StoreSampler,
+    persist_points,
+    span,
+    status_kb,
+    time_at,
+    wait_until,
+)
 
-from monitor.baseline.model import build_baseline  # noqa: E402
+from monitor.baseline import build_baseline  # noqa: E402
 from monitor.config import KafkaConfig  # noqa: E402
 from monitor.ingest.clients import ensure_topics, make_producer  # noqa: E402
-from tests.support.procs import Managed, free_port, start_tansu, wait_for  # noqa: E402
+from tests.support.procs import Managed, free_port, start_tansu  # noqa: E402
 
-__all__ = ["main", "service_rate", "sustained_rss"]
+__all__ = ["SETTINGS", "Setting", "main", "parse_args", "verdict"]
 
-WINDOW_ROWS = 5000
 DRIFTLOOP = Path(sys.executable).with_name("driftloop")
+LABEL_LAG = 1000
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    topic: str
+    target: float | None  # service rate / reference rate at least this
+    window: dict[str, Any] = field(default_factory=lambda: {"rows": 5000})
+    labels: bool = False
+    kind: str = "native"  # or kserve
+    events_per_record: float = 1.0
+
+
+SETTINGS = {s.name: s for s in (
+    Setting("count", "bench-native", 0.80),
+    Setting("labels", "bench-labelled", 0.65, labels=True),
+    Setting("event-time", "bench-native", 0.70,
+            window={"duration": "60s", "allowed_lateness": "10s"}),
+    Setting("kserve", "bench-kserve", None, kind="kserve", events_per_record=0.5),
+)}
+
+
+@dataclass
+class Run:
+    rate: float  # events per second
+    cpu_us: float  # CPU microseconds per event
+    peak_mb: float
+    startup: float | None = None
+    checkpoint_bytes: float | None = None
+    note: str = ""
+
+
+def verdict(ratio: float, target: float | None) -> str:
+    if target is None:
+        return "-"
+    return "PASS" if ratio >= target else "FAIL"
 
 
 def baseline_file(directory: Path, with_target: bool) -> Path:
     """A baseline of the 25 benchmark features, from events like the benchmark's."""
+    path = directory / f"baseline-{'target' if with_target else 'plain'}.json"
+    if path.exists():
+        return path
     rows = [orjson.loads(value) for value in native_events(20_000, seed=99)]
     frame = pd.DataFrame([row["features"] for row in rows])
     frame["prediction"] = [row["prediction"] for row in rows]
@@ -66,171 +143,187 @@ def baseline_file(directory: Path, with_target: bool) -> Path:
         target = "label"
     baseline = build_baseline(frame, MODEL, target=target, prediction="prediction",
                               score="score")
-    return baseline.save(directory / f"baseline-{'target' if with_target else 'plain'}.json")
+    return baseline.save(path)
 
 
-def start_service(directory: Path, bootstrap: str, topic: str, baseline: Path,
-                  tag: str, poll_max_records: int | None = None) -> tuple[Managed, Path]:
-    state = directory / f"state-{tag}.db"
-    port = free_port()
+def prepare(bootstrap: str, settings: list[Setting], n: int) -> dict[str, int]:
+    """Produce each setting's records once; returns records per topic."""
+    producer = make_producer(KafkaConfig(bootstrap_servers=[bootstrap]), acks=1, linger_ms=20,
+                             batch_size=1024 * 1024)
+    sizes: dict[str, int] = {}
+    try:
+        for setting in settings:
+            if setting.topic in sizes:
+                continue
+            topics = {PREDICTIONS: setting.topic, LABELS: f"{setting.topic}-labels"}
+            ensure_topics(bootstrap, [*topics.values(), f"{setting.topic}-dlq"])
+            if setting.kind == "kserve":
+                records = kserve_records(n, seed=2)
+            elif setting.labels:
+                records = labelled_stream(native_events(n, seed=1), LABEL_LAG)
+            else:
+                records = [Outgoing(PREDICTIONS, v) for v in native_events(n, seed=0)]
+            sizes[setting.topic] = produce(producer, topics, records)
+        producer.flush()
+    finally:
+        producer.close()
+    return sizes
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(f"{name}{{") or line.startswith(f"{name} "))
+
+
+def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
+                tag: str) -> tuple[Run, tuple[int, int]]:
+    """One service run; returns it and the records (from, to) it was timed over."""
+    group = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
+    state, port = directory / f"state-{tag}.db", free_port()
     config = {
-        "kafka": {"bootstrap_servers": [bootstrap],
-                  "group_id": f"bench-{tag}-{uuid.uuid4().hex[:6]}",
-                  "predictions_topic": topic, "labels_topic": f"{topic}-labels",
-                  "dead_letter_topic": f"{topic}-dlq",
-                  **({"poll_max_records": poll_max_records} if poll_max_records else {})},
+        "kafka": {"bootstrap_servers": [bootstrap], "group_id": group,
+                  "predictions_topic": setting.topic, "labels_topic": f"{setting.topic}-labels",
+                  "dead_letter_topic": f"{setting.topic}-dlq",
+                  "formats": ["kserve"] if setting.kind == "kserve" else ["native"]},
         "state": {"url": f"sqlite:///{state}"},
         "server": {"port": port, "auth_token_env": None},
-        "models": {MODEL: {"baseline": str(baseline), "window": {"rows": WINDOW_ROWS},
-                           "retrain": {"on": []}}},
+        "models": {MODEL: {"baseline": str(baseline_file(directory, setting.labels)),
+                           "window": setting.window, "retrain": {"on": []}}},
     }
     path = directory / f"driftloop-{tag}.yaml"
     path.write_text(yaml.safe_dump(config))
-    ensure_topics(bootstrap, [f"{topic}-labels", f"{topic}-dlq"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP")}
+    started = time.time()
     proc = Managed(f"driftloop-{tag}", [str(DRIFTLOOP), "serve", "--config", str(path)],
                    directory / f"driftloop-{tag}.log", port, env=env).start()
-    return proc, state
-
-
-def window_times(state: Path) -> list[tuple[int, int]]:
-    """(rows, persisted at ms) of every window, in persist order."""
+    note = ""
     try:
-        with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5) as db:
-            found = db.execute("SELECT result, updated_at_ms FROM windows ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    return [(int(orjson.loads(result)["rows"]), int(at)) for result, at in found]
-
-
-def service_rate(directory: Path, bootstrap: str, topic: str, n: int, baseline: Path,
-                 tag: str, poll_max_records: int | None = None) -> float:
-    proc, state = start_service(directory, bootstrap, topic, baseline, tag, poll_max_records)
-    try:
-        wait_for(lambda: len(window_times(state)) >= n // WINDOW_ROWS, 600,
-                 f"driftloop serve ({tag}) windows", proc)
+        with StoreSampler(state, group, proc.pid) as sampler:
+            wait_until(lambda: sampler.latest()[1] >= total, 900, f"service {tag}", proc.alive)
+        peak_kb = status_kb(proc.pid, "VmHWM")
+        if setting.labels:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            note = f"joined {_metric(text, 'driftloop_label_joins_total'):.0f}; "
+    except Exception:
+        print(proc.log_tail(), file=sys.stderr)
+        raise
     finally:
         proc.stop()
-    times = window_times(state)
-    first = times[0][1]
-    # windows are written in batches: count those written after the first batch
-    rows = sum(r for r, at in times if at > first)
-    elapsed = (times[-1][1] - first) / 1000
-    return rows / elapsed
+    points = persist_points(sampler.samples)
+    first, last, exact = span(points, total)
+    records = last.records - first.records
+    rate = records / (last.at - first.at)
+    if not exact:
+        note += "timed to the last persist (too few points); "
+    note += "largest persist " + ", ".join(
+        f"{name} {size / 1024:.1f} kB" for name, size in
+        sorted(sampler.largest.items(), key=lambda item: -item[1]))
+    checkpoint = statistics.median(p.checkpoint_bytes for p in points)
+    per_event = setting.events_per_record
+    return Run(rate * per_event, (last.cpu - first.cpu) / records / per_event * 1e6,
+               peak_kb / 1024, startup=first.at - first.records / rate - started,
+               checkpoint_bytes=checkpoint, note=note.strip()), (first.records, last.records)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+def run_reference(bootstrap: str, setting: Setting, total: int,
+                  timed: tuple[int, int]) -> Run:
+    argv = [sys.executable, str(HERE / "reference_loop.py"), "--bootstrap", bootstrap,
+            "--topic", setting.topic, "--records", str(total), "--kind", setting.kind]
+    if setting.labels:
+        labels = f"{setting.topic}-labels"
+        argv += ["--topic", labels, "--labels-topic", labels]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"reference loop failed:\n{done.stderr[-3000:]}")
+    result = orjson.loads(done.stdout.strip().splitlines()[-1])
+    points = [tuple(p) for p in result["points"]]
+    (wall0, cpu0), (wall1, cpu1) = time_at(points, timed[0]), time_at(points, timed[1])
+    records = timed[1] - timed[0]
+    per_event = setting.events_per_record
+    rows = result["rows"]
+    return Run(records / (wall1 - wall0) * per_event, (cpu1 - cpu0) / records / per_event * 1e6,
+               result["peak_rss_kb"] / 1024,
+               note=" ".join(f"{k} {v}" for k, v in sorted(rows.items())))
 
 
-def sustained_rss(directory: Path, bootstrap: str, baseline: Path, seconds: float,
-                  rate: int) -> list[tuple[float, float]]:
-    """(seconds since start, RSS MB) samples while ``rate`` events/s are produced."""
-    topic = f"sustain-{uuid.uuid4().hex[:6]}"
-    ensure_topics(bootstrap, [topic])
-    proc, state = start_service(directory, bootstrap, topic, baseline, "sustain")
-    stop = threading.Event()
-
-    def feed() -> None:
-        producer = make_producer(KafkaConfig(bootstrap_servers=[bootstrap]), acks=1)
-        chunk, seed, started = rate // 10, 1000, time.monotonic()
-        sent = 0
-        try:
-            while not stop.is_set():
-                for value in native_events(chunk, seed):
-                    producer.send(topic, value=value, partition=0)
-                sent += chunk
-                seed += 1
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    stop.wait(ahead)
-        finally:
-            producer.flush()
-            producer.close()
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    samples: list[tuple[float, float]] = []
-    try:
-        feeder.start()
-        # sample from the first window on: start-up (imports, the group join) is not the run
-        wait_for(lambda: len(window_times(state)) >= 1, 120, "a first window", proc)
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            samples.append((time.monotonic() - started, rss_mb(proc.pid)))
-            time.sleep(5)
-            if not proc.alive():
-                raise RuntimeError(f"service exited:\n{proc.log_tail()}")
-    finally:
-        stop.set()
-        feeder.join(30)
-        proc.stop()
-    return samples
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
-def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
-    t = np.array([s[0] for s in samples])
-    m = np.array([s[1] for s in samples])
-    return float(np.polyfit(t, m, 1)[0] * 60) if len(samples) > 2 else 0.0
+def report(setting: Setting, service: list[Run], reference: list[Run]) -> str:
+    """One line: median rates, the median of the runs' ratios (each service run against the
+    reference run right after it), CPU per event and its ratio, peak RSS, checkpoint bytes
+    per persist and start-up."""
+    svc, ref = statistics.median(r.rate for r in service), \
+        statistics.median(r.rate for r in reference)
+    ratio = statistics.median(s.rate / r.rate for s, r in zip(service, reference, strict=True))
+    cpu_svc = statistics.median(r.cpu_us for r in service)
+    cpu_ref = statistics.median(r.cpu_us for r in reference)
+    target = f">={setting.target:.0%}" if setting.target is not None else "-"
+    startup = _median([r.startup for r in service]) or 0.0
+    ckpt = _median([r.checkpoint_bytes for r in service]) or 0.0
+    cpu = f"{cpu_svc:.1f}/{cpu_ref:.1f} ({cpu_ref / cpu_svc:.0%})"
+    rss = f"{max(r.peak_mb for r in service):.0f}/{max(r.peak_mb for r in reference):.0f}"
+    return (f"{setting.name:<11} {svc / 1000:8.1f}k {ref / 1000:8.1f}k {ratio:6.0%} "
+            f"{target:>6} {verdict(ratio, setting.target):>5} {cpu:>25} {rss:>15} "
+            f"{ckpt / 1024:10.1f} kB {startup:7.1f} s")
+
+
+HEADER = (f"{'setting':<11} {'svc ev/s':>9} {'ref ev/s':>9} {'ratio':>6} {'target':>6} "
+          f"{'':>5} {'cpu µs/ev svc/ref (ratio)':>25} {'peak RSS MB s/r':>15} "
+          f"{'ckpt/persist':>13} {'start-up':>9}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="predictions per setting")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side per setting")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated, of {', '.join(SETTINGS)}")
+    args = parser.parse_args(argv)
+    args.settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    unknown = [s for s in args.settings if s not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown setting {unknown[0]!r}; known: {', '.join(SETTINGS)}")
+    if args.n < 20_000 or args.repeat < 1:
+        parser.error("--n must be at least 20000 (a few persists to time) and --repeat >= 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--sustain-seconds", type=float, default=180.0)
-    parser.add_argument("--sustain-rate", type=int, default=5000, help="events per second")
-    parser.add_argument("--repeat", type=int, default=2, help="service runs per setting")
-    parser.add_argument("--poll-max-records", type=int, default=None,
-                        help="kafka.poll_max_records of the service (default: the config's)")
-    args, _ = parser.parse_known_args(argv)
+    args = parse_args(argv)
+    settings = [SETTINGS[name] for name in args.settings]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         broker = start_tansu(directory)
         try:
             bootstrap = f"127.0.0.1:{broker.port}"
-            if args.n > 0:
-                throughput(directory, bootstrap, args.n, args.repeat, args.poll_max_records)
-            if args.sustain_seconds > 0:
-                memory(directory, bootstrap, args.sustain_seconds, args.sustain_rate)
+            sizes = prepare(bootstrap, settings, args.n)
+            lines = []
+            for setting in settings:
+                total = sizes[setting.topic]
+                service: list[Run] = []
+                reference: list[Run] = []
+                for attempt in range(args.repeat):
+                    run, timed = run_service(directory, bootstrap, setting, total,
+                                             f"{setting.name}-{attempt}")
+                    service.append(run)
+                    reference.append(run_reference(bootstrap, setting, total, timed))
+                    print(f"  {setting.name} #{attempt + 1}: service {run.rate / 1000:.1f}k "
+                          f"ev/s, reference {reference[-1].rate / 1000:.1f}k ev/s "
+                          f"({run.rate / reference[-1].rate:.0%}) over records "
+                          f"{timed[0]}..{timed[1]} of {total}; start-up {run.startup:.1f} s "
+                          f"{run.note} [reference {reference[-1].note}]", flush=True)
+                lines.append(report(setting, service, reference))
         finally:
             broker.stop()
+    print(f"service vs reference, {args.n // 1000}k predictions per setting, median of "
+          f"{args.repeat} (machine shared: figures vary between runs)", flush=True)
+    print(HEADER)
+    for line in lines:
+        print(line, flush=True)
     return 0
-
-
-def throughput(directory: Path, bootstrap: str, n: int, repeat: int,
-               poll_max_records: int | None) -> None:
-    topic = "bench-service"
-    produce_native_events(bootstrap, topic, n, seed=0)
-    # interleaved, best of several: other work on the machine slows single runs
-    plain = plain_consume_rate(bootstrap, topic, n)
-    results: dict[str, float] = {}
-    for tag, with_target in (("no-labels", False), ("labels", True)):
-        baseline = baseline_file(directory, with_target)
-        for attempt in range(repeat):
-            rate = service_rate(directory, bootstrap, topic, n, baseline, f"{tag}-{attempt}",
-                                poll_max_records)
-            results[tag] = max(results.get(tag, 0.0), rate)
-            plain = max(plain, plain_consume_rate(bootstrap, topic, n))
-    setting = poll_max_records or "default"
-    for tag, rate in results.items():
-        print(f"service {n // 1000}k ({tag}, poll_max_records {setting}): driftloop "
-              f"{rate / 1000:.0f}k ev/s vs plain kafka-python {plain / 1000:.0f}k ev/s "
-              f"-> {rate / plain:.0%}", flush=True)
-
-
-def memory(directory: Path, bootstrap: str, seconds: float, rate: int) -> None:
-    baseline = baseline_file(directory, with_target=True)
-    samples = sustained_rss(directory, bootstrap, baseline, seconds, rate)
-    rss = [m for _, m in samples]
-    half = samples[len(samples) // 2:]
-    print("service rss samples (s, MB): " + ", ".join(
-        f"{t:.0f} {m:.0f}" for t, m in samples[::max(1, len(samples) // 12)]), flush=True)
-    print(f"service rss over {seconds:.0f}s at {rate} ev/s (labels configured): "
-          f"start {rss[0]:.0f} MB, end {rss[-1]:.0f} MB, max {max(rss):.0f} MB; "
-          f"slope {slope_mb_per_min(samples):+.2f} MB/min "
-          f"(second half {slope_mb_per_min(half):+.2f} MB/min)", flush=True)
 
 
 if __name__ == "__main__":
