@@ -1,0 +1,232 @@
+"""The native records of one poll -> :class:`~monitor.ingest.batch.PredictionBatch` runs,
+decoded and validated in C (msgspec with typed structs), or None.
+
+:func:`decode_native` takes the whole batch or nothing: it returns None as soon as
+anything in it is not clean (a record the per-record path would dead-letter, or one it
+would decode to values this path cannot promise to reproduce exactly), and the
+caller then decodes that batch record by record (:meth:`Decoder.decode_prediction`),
+so every bad record keeps its own dead letter and reason.
+
+The checks are those of the per-record path, applied to columns:
+
+- record: a value, at most ``max_record_bytes``, no CloudEvents header (``ce_*``,
+  ``content-type``), a broker time >= 0, valid UTF-8 throughout (msgspec does not check
+  the text of fields it skips);
+- JSON: one object per record; no number the per-record parser (orjson) reads
+  differently: no integer or digit run of 19 digits or more (orjson turns an integer
+  beyond 64 bits into a float) and no three-digit exponent (a double's overflow is
+  ``non_finite`` there) anywhere, also in fields that are not read;
+- fields: the types of design 3.1 (``bool`` is not a number), ``model`` configured,
+  ``version`` in its pattern, ``request_id`` of 1 to 200 printable characters, the
+  timestamp in ``[min_event_time, broker time + max_future_skew]``;
+- features: exactly the baseline's features (no other key, none missing), numbers or
+  null for numeric ones, scalars for the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from monitor.ingest.batch import FeatureColumn, PredictionBatch
+from monitor.ingest.codecs.fields import MAX_ID_CHARS, DecodeError, parse_timestamp_ms
+
+__all__ = ["FeatureKinds", "decode_native"]
+
+# (name, numeric) per feature of a model's baseline, prediction and score columns left out;
+# None: the model has no baseline this path can use
+FeatureKinds = Callable[[str], Sequence[tuple[str, bool]] | None]
+
+# numbers orjson reads differently from msgspec (see the module docstring)
+_UNSAFE_NUMBER = re.compile(rb"\d{19}|[eE][+-]?0*[1-9]\d{2}")
+_MAX_FEATURE_STRUCTS = 64
+
+
+class _Head(msgspec.Struct):
+    model: str
+    version: str | int
+    request_id: str | int
+    timestamp: int | float | str
+    features: msgspec.Raw
+    prediction: int | float | str
+    score: int | float | None = None
+    scores: dict[str, int | float] | None = None
+    latency_ms: int | float | None = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+_values = attrgetter("value")
+_headers = attrgetter("headers")
+_stamps = attrgetter("timestamp")
+_offsets = attrgetter("offset")
+_model = attrgetter("model")
+_version = attrgetter("version")
+_request_id = attrgetter("request_id")
+_timestamp = attrgetter("timestamp")
+_features = attrgetter("features")
+_prediction = attrgetter("prediction")
+_score = attrgetter("score")
+_scores = attrgetter("scores")
+_latency = attrgetter("latency_ms")
+
+# (names and kinds) -> a decoder of a list of feature structs
+_feature_decoders: dict[tuple[tuple[str, bool], ...], msgspec.json.Decoder[Any]] = {}
+
+
+def _feature_decoder(kinds: tuple[tuple[str, bool], ...]) -> msgspec.json.Decoder[Any]:
+    found = _feature_decoders.get(kinds)
+    if found is None:
+        fields = [(f"f{i}", float | None if numeric else int | float | str | bool | None,
+                   msgspec.field(name=name))
+                  for i, (name, numeric) in enumerate(kinds)]
+        struct = msgspec.defstruct("Features", fields, forbid_unknown_fields=True)
+        found = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+        if len(_feature_decoders) >= _MAX_FEATURE_STRUCTS:
+            _feature_decoders.clear()
+        _feature_decoders[kinds] = found
+    return found
+
+
+def _clean_records(records: Sequence[Any], max_record_bytes: int) -> list[bytes] | None:
+    values = list(map(_values, records))
+    try:
+        sizes = list(map(len, values))
+    except TypeError:  # a tombstone (None)
+        return None
+    if not sizes or min(sizes) == 0 or max(sizes) > max_record_bytes:
+        return None
+    for headers in filter(None, map(_headers, records)):
+        for key, _ in headers:
+            name = key.lower()
+            if name.startswith("ce_") or name == "content-type":
+                return None
+    joined = b"\n".join(values)
+    if not joined.isascii():
+        try:
+            joined.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if _UNSAFE_NUMBER.search(joined):
+        return None
+    return values
+
+
+def decode_native(decoder: Any, records: Sequence[Any],
+                  feature_kinds: FeatureKinds) -> list[PredictionBatch] | None:
+    """Runs of consecutive records of one (model, version), in record order, or None
+    when the batch must take the per-record path. ``decoder``: the
+    :class:`~monitor.ingest.codecs.decoder.Decoder` (its configuration and caches)."""
+    if not records or not decoder.native:
+        return None
+    values = _clean_records(records, decoder.max_record_bytes)
+    if values is None:
+        return None
+    try:
+        heads = list(map(_HEAD.decode, values))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    n = len(heads)
+    try:
+        columns = _validate(decoder, records, heads)
+    except (DecodeError, TypeError, ValueError, OverflowError):
+        return None
+    if columns is None:
+        return None
+    models, versions, request_ids, stamps = columns
+    # runs of one (model, version)
+    keys = list(zip(models, versions, strict=True))
+    starts = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] \
+        if len(set(keys)) > 1 else [0]
+    features = _feature_columns(heads, models, feature_kinds)
+    if features is None:
+        return None
+    offsets = np.fromiter(map(_offsets, records), np.int64, n)
+    predictions = list(map(_prediction, heads))
+    scores = list(map(_score, heads))
+    class_scores = list(map(_scores, heads))
+    latency = list(map(_latency, heads))
+    first = records[0]
+    topic, partition = first.topic, first.partition
+    runs: list[PredictionBatch] = []
+    for j, start in enumerate(starts):
+        stop = starts[j + 1] if j + 1 < len(starts) else n
+        model, version = keys[start]
+        by_model, position = features[model]
+        lo = position[start]
+        hi = lo + (stop - start)
+        runs.append(PredictionBatch(
+            model, version, topic, partition, offsets[start:stop], stamps[start:stop],
+            request_ids[start:stop],
+            {name: column[lo:hi] for name, column in by_model.items()},
+            predictions[start:stop], scores[start:stop], class_scores[start:stop],
+            latency[start:stop]))
+    return runs
+
+
+def _validate(decoder: Any, records: Sequence[Any], heads: list[_Head]
+              ) -> tuple[list[str], list[str], list[str], np.ndarray] | None:
+    n = len(heads)
+    models = list(map(_model, heads))
+    for model in set(models):
+        decoder.check_model(model, "prediction")  # DecodeError: unknown model
+    raw_versions = list(map(_version, heads))
+    checked = {v: decoder.version(v, "prediction.version") for v in set(raw_versions)}
+    versions = list(map(checked.__getitem__, raw_versions))
+    request_ids = list(map(_request_id, heads))
+    if set(map(type, request_ids)) != {str}:
+        request_ids = list(map(str, request_ids))  # an integer id is its text
+    sizes = list(map(len, request_ids))
+    if min(sizes) == 0 or max(sizes) > MAX_ID_CHARS \
+            or not all(map(str.isprintable, request_ids)):
+        return None
+    raw_stamps = list(map(_timestamp, heads))
+    if set(map(type, raw_stamps)) != {int}:
+        raw_stamps = [s if type(s) is int else parse_timestamp_ms(s, "prediction.timestamp")
+                      for s in raw_stamps]
+    stamps = np.array(raw_stamps, dtype=np.int64)
+    broker = np.fromiter(map(_stamps, records), np.int64, n)  # None: TypeError
+    if broker.min() < 0 or stamps.min() < decoder.min_event_time_ms or \
+            np.any(stamps > broker + decoder.max_future_skew_ms):
+        return None
+    return models, versions, request_ids, stamps
+
+
+def _feature_columns(heads: list[_Head], models: list[str], feature_kinds: FeatureKinds
+                     ) -> dict[str, tuple[dict[str, FeatureColumn], list[int]]] | None:
+    """Per model: its feature columns (its records, in order) and, per record of the
+    batch, its position among the records of its model."""
+    raws = list(map(_features, heads))
+    position = list(range(len(raws)))
+    groups: dict[str, list[Any]]
+    if len(set(models)) == 1:
+        groups = {models[0]: raws}
+    else:
+        groups = {}
+        for i, (model, raw) in enumerate(zip(models, raws, strict=True)):
+            group = groups.setdefault(model, [])
+            position[i] = len(group)
+            group.append(raw)
+    out: dict[str, tuple[dict[str, FeatureColumn], list[int]]] = {}
+    for model, group in groups.items():
+        kinds = feature_kinds(model)
+        if kinds is None:
+            return None
+        kinds = tuple(kinds)
+        try:
+            rows = _feature_decoder(kinds).decode(b"[" + b",".join(group) + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if len(rows) != len(group):
+            return None
+        columns: dict[str, FeatureColumn] = {}
+        for i, (name, numeric) in enumerate(kinds):
+            get = attrgetter(f"f{i}")
+            columns[name] = (np.fromiter(map(get, rows), np.float64, len(rows)) if numeric
+                             else list(map(get, rows)))
+        out[model] = (columns, position)
+    return out
