@@ -42,7 +42,7 @@ for path in (str(ROOT), str(ROOT / "benchmarks")):
 
 from bench_kafka import MODEL, native_events, plain_consume_rate, produce_native_events  # noqa: E402
 
-from monitor.baseline.model import build_baseline  # noqa: E402
+from monitor.baseline import build_baseline  # noqa: E402
 from monitor.config import KafkaConfig  # noqa: E402
 from monitor.ingest.clients import ensure_topics, make_producer  # noqa: E402
 from tests.support.procs import Managed, free_port, start_tansu, wait_for  # noqa: E402

@@ -171,6 +171,11 @@ def _mutations() -> dict[str, Any]:
         "null_feature": feature("credit_score", None),
         "int_category": feature("salary_range", 3),
         "big_int_category": feature("salary_range", 2**70),
+        "u64_prediction": field("prediction", 2**63 + 5),
+        "big_int_score": field("score", 2**64 + 1),
+        "below_int64_latency": field("latency_ms", -(2**63) - 1),
+        "huge_numeric": feature("car_value", 1e19),
+        "big_int_numeric": feature("car_value", 2**64 + 1),
         "missing_feature": drop_feature("age"),
         "extra_feature": feature("colour", "red"),
         "version_3": field("version", "3"),  # a third version: too_many_versions
@@ -200,6 +205,10 @@ def _mutations() -> dict[str, Any]:
 
 
 MUTATIONS = _mutations()
+
+
+def marked(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "features": {**event["features"], "salary_range": "MARK"}}
 RAW = {  # values that are not a dumped dict
     "empty": b"",
     "tombstone": None,
@@ -215,6 +224,9 @@ RAW = {  # values that are not a dumped dict
     "other_header": None,
     "content_type": None,
     "two_values": None,
+    "bad_utf8_feature": None,
+    "overflow_feature": None,
+    "overflow_score": None,
 }
 
 
@@ -244,6 +256,13 @@ def build(kind: str, i: int, stamp: int) -> Any:
         value, headers = dumps(event), [("Content-Type", b"application/json")]
     elif kind == "other_header":
         value, headers = dumps(event), [("traceparent", b"00-abc")]
+    elif kind == "bad_utf8_feature":
+        value = dumps(marked(event)).replace(b'"MARK"', b'"\xc0\xaf"')
+    elif kind == "overflow_feature":
+        value = dumps({**event, "features": {**event["features"], "car_value": 12345.5}})
+        value = value.replace(b"12345.5", b"-1e400")
+    elif kind == "overflow_score":
+        value = dumps({**event, "score": 0.125}).replace(b"0.125", b"1E+309")
     elif kind == "two_values":
         value = dumps(event) + b" " + dumps(event)
     elif kind == "no_broker_time":
@@ -333,7 +352,9 @@ def test_a_clean_poll_is_decoded_into_one_batch_per_version(example_baseline: Pa
 
 @pytest.mark.parametrize("kind", ["string_in_numeric", "nul_id", "overflow_unknown",
                                   "bad_utf8_unknown", "big_int_category", "two_values",
-                                  "ce_header", "future_stamp", "missing_feature"])
+                                  "ce_header", "future_stamp", "missing_feature",
+                                  "unknown_field", "u64_prediction", "big_int_numeric",
+                                  "huge_numeric", "bad_utf8_feature", "overflow_feature"])
 def test_one_unclean_record_sends_the_poll_the_per_record_way(
         example_baseline: Path, tmp_path: Path, kind: str) -> None:
     side = Side(tmp_path, example_baseline, WINDOWS["rows"])

@@ -10,12 +10,12 @@ so every bad record keeps its own dead letter and reason.
 The checks are those of the per-record path, applied to columns:
 
 - record: a value, at most ``max_record_bytes``, no CloudEvents header (``ce_*``,
-  ``content-type``), a broker time >= 0, valid UTF-8 throughout (msgspec does not check
-  the text of fields it skips);
-- JSON: one object per record; no number the per-record parser (orjson) reads
-  differently: no integer or digit run of 19 digits or more (orjson turns an integer
-  beyond 64 bits into a float) and no three-digit exponent (a double's overflow is
-  ``non_finite`` there) anywhere, also in fields that are not read;
+  ``content-type``), a broker time >= 0;
+- JSON: one object per record with the fields of design 3.1 and no other: msgspec
+  checks UTF-8 and numbers only in what it decodes, so nothing may be skipped; no
+  number the per-record parser (orjson) reads differently: integers within int64
+  (orjson makes a float of one beyond 64 bits), no double overflow (``non_finite``
+  there), no numeric feature of magnitude 2**63 or more;
 - fields: the types of design 3.1 (``bool`` is not a number), ``model`` configured,
   ``version`` in its pattern, ``request_id`` of 1 to 200 printable characters, the
   timestamp in ``[min_event_time, broker time + max_future_skew]``;
@@ -25,10 +25,10 @@ The checks are those of the per-record path, applied to columns:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
+from itertools import chain
 from operator import attrgetter
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -42,24 +42,28 @@ __all__ = ["FeatureKinds", "decode_native"]
 # None: the model has no baseline this path can use
 FeatureKinds = Callable[[str], Sequence[tuple[str, bool]] | None]
 
-# numbers orjson reads differently from msgspec (see the module docstring)
-_UNSAFE_NUMBER = re.compile(rb"\d{19}|[eE][+-]?0*[1-9]\d{2}")
 _MAX_FEATURE_STRUCTS = 64
+# orjson keeps integers in int64 (and up to 2**64 - 1) as int, makes floats of larger ones
+Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_HUGE = 2.0**63
 
 
-class _Head(msgspec.Struct):
+# gc=False: the structs hold no cycles, and untracked they cost the collector nothing
+class _Head(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     model: str
-    version: str | int
-    request_id: str | int
-    timestamp: int | float | str
+    version: str | Int
+    request_id: str | Int
+    timestamp: Int | float | str
     features: msgspec.Raw
-    prediction: int | float | str
-    score: int | float | None = None
-    scores: dict[str, int | float] | None = None
-    latency_ms: int | float | None = None
+    prediction: Int | float | str
+    score: Int | float | None = None
+    scores: dict[str, Int | float] | None = None
+    latency_ms: Int | float | None = None
 
 
 _HEAD = msgspec.json.Decoder(_Head)
+_HEAD_FIELDS = [(f.name, f.type, msgspec.NODEFAULT if f.required else f.default)
+                for f in msgspec.structs.fields(_Head)]
 _values = attrgetter("value")
 _headers = attrgetter("headers")
 _stamps = attrgetter("timestamp")
@@ -74,21 +78,33 @@ _score = attrgetter("score")
 _scores = attrgetter("scores")
 _latency = attrgetter("latency_ms")
 
-# (names and kinds) -> a decoder of a list of feature structs
-_feature_decoders: dict[tuple[tuple[str, bool], ...], msgspec.json.Decoder[Any]] = {}
+class _ModelOnly(msgspec.Struct, gc=False):
+    model: str
 
 
-def _feature_decoder(kinds: tuple[tuple[str, bool], ...]) -> msgspec.json.Decoder[Any]:
-    found = _feature_decoders.get(kinds)
+_MODEL_ONLY = msgspec.json.Decoder(_ModelOnly)
+
+Kinds = tuple[tuple[str, bool], ...]
+# (names and kinds) -> decoders of a list of feature structs, and of a whole event
+_decoders: dict[Kinds, tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]] = {}
+
+
+def _decoders_of(kinds: Kinds) -> tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]:
+    found = _decoders.get(kinds)
     if found is None:
-        fields = [(f"f{i}", float | None if numeric else int | float | str | bool | None,
+        fields = [(f"f{i}", float | None if numeric else Int | float | str | bool | None,
                    msgspec.field(name=name))
                   for i, (name, numeric) in enumerate(kinds)]
-        struct = msgspec.defstruct("Features", fields, forbid_unknown_fields=True)
-        found = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
-        if len(_feature_decoders) >= _MAX_FEATURE_STRUCTS:
-            _feature_decoders.clear()
-        _feature_decoders[kinds] = found
+        features = msgspec.defstruct("Features", fields, forbid_unknown_fields=True, gc=False)
+        event = msgspec.defstruct(
+            "Event", [(name, features if name == "features" else kind, default)
+                      for name, kind, default in _HEAD_FIELDS], forbid_unknown_fields=True,
+            gc=False)
+        found = (msgspec.json.Decoder(list[features]),  # type: ignore[valid-type]
+                 msgspec.json.Decoder(event))
+        if len(_decoders) >= _MAX_FEATURE_STRUCTS:
+            _decoders.clear()
+        _decoders[kinds] = found
     return found
 
 
@@ -105,14 +121,6 @@ def _clean_records(records: Sequence[Any], max_record_bytes: int) -> list[bytes]
             name = key.lower()
             if name.startswith("ce_") or name == "content-type":
                 return None
-    joined = b"\n".join(values)
-    if not joined.isascii():
-        try:
-            joined.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if _UNSAFE_NUMBER.search(joined):
-        return None
     return values
 
 
@@ -126,10 +134,27 @@ def decode_native(decoder: Any, records: Sequence[Any],
     values = _clean_records(records, decoder.max_record_bytes)
     if values is None:
         return None
+    # the usual case first: every record of the model of the first, decoded in one pass
+    features: dict[str, tuple[dict[str, FeatureColumn], list[int]]] | None = None
+    heads: list[Any] | None = None
     try:
-        heads = list(map(_HEAD.decode, values))
+        guess = _MODEL_ONLY.decode(values[0]).model
+        kinds = feature_kinds(guess) if decoder.known_models(guess) else None
+        if kinds is not None:
+            heads = list(map(_decoders_of(tuple(kinds))[1].decode, values))
+            if list(map(_model, heads)).count(guess) != len(heads):
+                heads = None
+            else:
+                features = _event_columns(heads, tuple(kinds))
+                if features is None:
+                    return None
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+        heads = None
+    if heads is None:  # several models, or features of another model: in two passes
+        try:
+            heads = list(map(_HEAD.decode, values))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
     n = len(heads)
     try:
         columns = _validate(decoder, records, heads)
@@ -142,7 +167,8 @@ def decode_native(decoder: Any, records: Sequence[Any],
     keys = list(zip(models, versions, strict=True))
     starts = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] \
         if len(set(keys)) > 1 else [0]
-    features = _feature_columns(heads, models, feature_kinds)
+    if features is None:
+        features = _feature_columns(heads, models, feature_kinds)
     if features is None:
         return None
     offsets = np.fromiter(map(_offsets, records), np.int64, n)
@@ -218,15 +244,46 @@ def _feature_columns(heads: list[_Head], models: list[str], feature_kinds: Featu
             return None
         kinds = tuple(kinds)
         try:
-            rows = _feature_decoder(kinds).decode(b"[" + b",".join(group) + b"]")
+            rows = _decoders_of(kinds)[0].decode(b"[" + b",".join(group) + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         if len(rows) != len(group):
             return None
-        columns: dict[str, FeatureColumn] = {}
-        for i, (name, numeric) in enumerate(kinds):
-            get = attrgetter(f"f{i}")
-            columns[name] = (np.fromiter(map(get, rows), np.float64, len(rows)) if numeric
-                             else list(map(get, rows)))
+        columns = _columns(rows, kinds)
+        if columns is None:
+            return None
         out[model] = (columns, position)
     return out
+
+
+def _event_columns(heads: list[Any], kinds: Kinds
+                   ) -> dict[str, tuple[dict[str, FeatureColumn], list[int]]] | None:
+    columns = _columns(list(map(_features, heads)), kinds)
+    return None if columns is None else {heads[0].model: (columns, list(range(len(heads))))}
+
+
+def _columns(rows: list[Any], kinds: Kinds) -> dict[str, FeatureColumn] | None:
+    """Feature structs -> a float64 array per numeric feature, a list per other one."""
+    n = len(rows)
+    columns: dict[str, FeatureColumn] = {}
+    numeric = [(i, name) for i, (name, is_numeric) in enumerate(kinds) if is_numeric]
+    others = [(i, name) for i, (name, is_numeric) in enumerate(kinds) if not is_numeric]
+    if numeric:
+        get = attrgetter(*[f"f{i}" for i, _ in numeric])
+        cells: Any = map(get, rows)
+        if len(numeric) > 1:
+            cells = chain.from_iterable(cells)
+        table = np.fromiter(cells, np.float64, n * len(numeric))
+        if np.any(np.abs(table) >= _HUGE):  # an integer orjson may read otherwise
+            return None
+        table = table.reshape(n, len(numeric)).T.copy()
+        columns.update(zip((name for _, name in numeric), table, strict=True))
+    if others:
+        get = attrgetter(*[f"f{i}" for i, _ in others])
+        if len(others) > 1:
+            for (_, name), column in zip(others, zip(*map(get, rows), strict=True),
+                                         strict=True):
+                columns[name] = list(column)
+        else:
+            columns[others[0][1]] = list(map(get, rows))
+    return {name: columns[name] for name, _ in kinds}
