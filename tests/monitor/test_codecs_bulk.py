@@ -66,25 +66,29 @@ class Letters:
 class Side:
     """One service without Kafka: a pipeline, a reader and report rows."""
 
-    def __init__(self, tmp_path: Path, baseline: Path, window: dict[str, Any]) -> None:
-        self.config = Config.model_validate({"models": {"carloan": {
-            "baseline": str(baseline), "window": window, "max_versions": 2}}})
-        self.pipeline = ModelPipeline("carloan", self.config.models["carloan"],
-                                      Baseline.load(baseline))
+    def __init__(self, tmp_path: Path, baseline: Path, window: dict[str, Any],
+                 models: tuple[str, ...] = ("carloan",)) -> None:
+        self.config = Config.model_validate({"models": {model: {
+            "baseline": str(baseline), "window": window, "max_versions": 2}
+            for model in models}})
+        self.pipelines = {model: ModelPipeline(model, self.config.models[model],
+                                               Baseline.load(baseline)) for model in models}
+        self.pipeline = self.pipelines["carloan"]
         self.jobs: list[ReportJob] = []
         self.rows = ReportRows(40, self._submit)
         decoder = Decoder(["native"], max_record_bytes=MAX_BYTES,
                           feature_order=lambda m: None, endpoint_version=lambda m, e: None,
-                          known_models=lambda m: m == "carloan")
+                          known_models=lambda m: m in models)
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.letters = Letters()
-        self.service = Service(self.config, {"carloan": self.pipeline},
+        self.service = Service(self.config, self.pipelines,
                                Store(f"sqlite:///{tmp_path / 'state.db'}"),
                                Metrics(CollectorRegistry()), decoder, None,
                                self.letters,  # type: ignore[arg-type]
                                report_rows=self.rows)
         self.late = 0
-        self.pipeline._on_late = self._count_late
+        for pipeline in self.pipelines.values():
+            pipeline._on_late = self._count_late
 
     def _count_late(self, model: str, n: int) -> None:
         self.late += n
@@ -111,9 +115,11 @@ class Side:
     def state(self) -> Any:
         results = [(o.key, o.start_ms, o.end_ms, o.result) for o in
                    self.service.persister.outputs]
-        streams = {k: s.checkpoint() for k, s in self.pipeline.streams.items()}
+        streams = {(m, *k): s.checkpoint() for m, p in self.pipelines.items()
+                   for k, s in p.streams.items()}
         reports = [(job.key, [e.offset for e in job.rows], job.covered) for job in self.jobs]
-        return (results, streams, reports, sorted(self.pipeline.versions), self.late,
+        return (results, streams, reports,
+                {m: sorted(p.versions) for m, p in self.pipelines.items()}, self.late,
                 self.rows.n_rows)
 
 
@@ -363,3 +369,22 @@ def test_one_unclean_record_sends_the_poll_the_per_record_way(
     poll.append(record(5, value, headers, broker))
     assert decode_native(side.service.decoder, poll,
                          lambda m: side.pipeline.feature_kinds()) is None
+
+
+def test_a_poll_of_two_models_takes_the_batch_path_in_runs(example_baseline: Path,
+                                                           tmp_path: Path) -> None:
+    sides = [Side(tmp_path / side, example_baseline, WINDOWS["rows"], ("carloan", "other"))
+             for side in "ab"]
+    pattern = ["carloan"] * 3 + ["other"] * 2 + ["carloan"] * 60 + ["other"] * 70
+    for start in (0, len(pattern)):
+        poll = [record(start + i, dumps({**good(start + i, BROKER_MS - 1000), "model": model}))
+                for i, model in enumerate(pattern)]
+        expected, _ = sides[0].feed(poll, bulk=False)
+        got, took_batch = sides[1].feed(poll, bulk=True)
+        assert took_batch and got == expected
+    runs = decode_native(sides[1].service.decoder, poll,
+                         lambda m: sides[1].pipelines[m].feature_kinds())
+    assert runs is not None
+    assert [(b.model, len(b)) for b in runs] == [("carloan", 3), ("other", 2), ("carloan", 60),
+                                                 ("other", 70)]
+    assert sides[1].state() == sides[0].state()

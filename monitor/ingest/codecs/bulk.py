@@ -43,7 +43,8 @@ __all__ = ["FeatureKinds", "decode_native"]
 FeatureKinds = Callable[[str], Sequence[tuple[str, bool]] | None]
 
 _MAX_FEATURE_STRUCTS = 64
-# orjson keeps integers in int64 (and up to 2**64 - 1) as int, makes floats of larger ones
+# orjson reads integers up to 2**64 - 1 as int and makes floats of larger ones: within
+# int64, msgspec and orjson agree
 Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _HUGE = 2.0**63
 
@@ -66,17 +67,18 @@ _HEAD_FIELDS = [(f.name, f.type, msgspec.NODEFAULT if f.required else f.default)
                 for f in msgspec.structs.fields(_Head)]
 _values = attrgetter("value")
 _headers = attrgetter("headers")
-_stamps = attrgetter("timestamp")
+_broker_time = attrgetter("timestamp")  # of a record
 _offsets = attrgetter("offset")
 _model = attrgetter("model")
 _version = attrgetter("version")
 _request_id = attrgetter("request_id")
-_timestamp = attrgetter("timestamp")
+_timestamp = attrgetter("timestamp")  # of an event
 _features = attrgetter("features")
 _prediction = attrgetter("prediction")
 _score = attrgetter("score")
 _scores = attrgetter("scores")
 _latency = attrgetter("latency_ms")
+
 
 class _ModelOnly(msgspec.Struct, gc=False):
     model: str
@@ -215,7 +217,7 @@ def _validate(decoder: Any, records: Sequence[Any], heads: list[_Head]
         raw_stamps = [s if type(s) is int else parse_timestamp_ms(s, "prediction.timestamp")
                       for s in raw_stamps]
     stamps = np.array(raw_stamps, dtype=np.int64)
-    broker = np.fromiter(map(_stamps, records), np.int64, n)  # None: TypeError
+    broker = np.fromiter(map(_broker_time, records), np.int64, n)  # None: TypeError
     if broker.min() < 0 or stamps.min() < decoder.min_event_time_ms or \
             np.any(stamps > broker + decoder.max_future_skew_ms):
         return None
