@@ -53,6 +53,7 @@ from detectors.estimation import (
 from detectors.isotonic import IDENTITY_BINS, ScoreCalibration, fit_isotonic
 from detectors.materiality import UNCALIBRATED_FLOOR, normal_shift_effects, share_move_effects
 from detectors.numeric import ks, wasserstein_norm
+from detectors.packing import PACK_VERSION, pack_bins, unpack_bins
 from detectors.performance import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -85,7 +86,13 @@ from detectors.settings import (
     QualitySettings,
 )
 from detectors.statistic import drift_statistic
-from detectors.summary import MAX_UNSEEN, CategoricalCounts, NumericCounts, WindowSummary
+from detectors.summary import (
+    MAX_UNSEEN,
+    SUMMARY_PACKED_FORMAT,
+    CategoricalCounts,
+    NumericCounts,
+    WindowSummary,
+)
 from detectors.twosample import Difference, normal_difference, two_proportions, welch
 
 __all__ = [
@@ -105,7 +112,9 @@ __all__ = [
     "MIN_EFFECT",
     "MULTICLASS_METRICS",
     "NUMERIC_METHODS",
+    "PACK_VERSION",
     "PVALUE_METHODS",
+    "SUMMARY_PACKED_FORMAT",
     "UNCALIBRATED_FLOOR",
     "ArmEstimate",
     "ArmStats",
@@ -154,6 +163,7 @@ __all__ = [
     "linf",
     "normal_difference",
     "normal_shift_effects",
+    "pack_bins",
     "performance_metric",
     "profile_column",
     "profile_from_dict",
@@ -163,6 +173,7 @@ __all__ = [
     "share_move_effects",
     "skewed_bound",
     "two_proportions",
+    "unpack_bins",
     "wasserstein_norm",
     "welch",
     "z_binary",

@@ -26,13 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from detectors.packing import pack_bins, unpack_bins
 from detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile
 
-__all__ = ["MAX_UNSEEN", "CategoricalCounts", "NumericCounts", "WindowSummary"]
+__all__ = ["MAX_UNSEEN", "SUMMARY_PACKED_FORMAT", "CategoricalCounts", "NumericCounts",
+           "WindowSummary"]
 
 MAX_UNSEEN = 50
 _MISSING = -2
 _UNSEEN = -1
+# version of the ``to_packed`` dicts (their arrays are detectors.packing bytes)
+SUMMARY_PACKED_FORMAT = 1
 
 
 @dataclass
@@ -133,6 +137,31 @@ class NumericCounts:
             max=float("-inf") if data["max"] is None else float(data["max"]),
         )
 
+    def to_packed(self) -> dict[str, Any]:
+        """Like ``to_dict`` but the bins as :func:`detectors.packing.pack_bins` bytes and
+        every float as it is (min and max included): for a binary container."""
+        return {
+            "bins": pack_bins(self.counts, self.sums),
+            "below": int(self.below), "above": int(self.above),
+            "below_distance": float(self.below_distance),
+            "above_distance": float(self.above_distance),
+            "missing": int(self.missing), "type_violations": int(self.type_violations),
+            "total": float(self.total), "total_squares": float(self.total_squares),
+            "min": float(self.min), "max": float(self.max),
+        }
+
+    @classmethod
+    def from_packed(cls, data: Mapping[str, Any]) -> NumericCounts:
+        counts, sums = unpack_bins(data["bins"])
+        return cls(
+            counts=counts, sums=sums, below=int(data["below"]), above=int(data["above"]),
+            below_distance=float(data["below_distance"]),
+            above_distance=float(data["above_distance"]), missing=int(data["missing"]),
+            type_violations=int(data["type_violations"]), total=float(data["total"]),
+            total_squares=float(data["total_squares"]), min=float(data["min"]),
+            max=float(data["max"]),
+        )
+
 
 def _add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     if a is None or b is None:
@@ -192,6 +221,19 @@ class CategoricalCounts:
     def from_dict(cls, data: Mapping[str, Any]) -> CategoricalCounts:
         return cls(counts=np.asarray(data["counts"], dtype=np.int64),
                    unseen={str(k): int(v) for k, v in data["unseen"].items()},
+                   unseen_other=int(data["unseen_other"]), missing=int(data["missing"]),
+                   type_violations=int(data["type_violations"]))
+
+    def to_packed(self) -> dict[str, Any]:
+        """Like ``to_dict`` but the counts as :func:`detectors.packing.pack_bins` bytes."""
+        return {"counts": pack_bins(self.counts), "unseen": dict(self.unseen),
+                "unseen_other": int(self.unseen_other), "missing": int(self.missing),
+                "type_violations": int(self.type_violations)}
+
+    @classmethod
+    def from_packed(cls, data: Mapping[str, Any]) -> CategoricalCounts:
+        counts, _ = unpack_bins(data["counts"])
+        return cls(counts=counts, unseen={str(k): int(v) for k, v in data["unseen"].items()},
                    unseen_other=int(data["unseen_other"]), missing=int(data["missing"]),
                    type_violations=int(data["type_violations"]))
 
@@ -289,6 +331,30 @@ class WindowSummary:
             extra_rows={str(k): int(v) for k, v in (data.get("extra_rows") or {}).items()},
             numeric={k: NumericCounts.from_dict(v) for k, v in data["numeric"].items()},
             categorical={k: CategoricalCounts.from_dict(v)
+                         for k, v in data["categorical"].items()},
+        )
+
+    def to_packed(self) -> dict[str, Any]:
+        """The summary for a binary container (a checkpoint): plain values, and bytes for
+        the per-bin arrays (:mod:`detectors.packing`); ``from_packed`` gives back a summary
+        equal to this one bit for bit, so a restored window evaluates as it would have."""
+        return {"format": SUMMARY_PACKED_FORMAT, "n_rows": int(self.n_rows),
+                "absent_rows": dict(self.absent_rows), "extra_rows": dict(self.extra_rows),
+                "numeric": {k: v.to_packed() for k, v in self.numeric.items()},
+                "categorical": {k: v.to_packed() for k, v in self.categorical.items()}}
+
+    @classmethod
+    def from_packed(cls, data: Mapping[str, Any],
+                    profiles: Mapping[str, FeatureProfile]) -> WindowSummary:
+        if data.get("format") != SUMMARY_PACKED_FORMAT:
+            raise ValueError(f"packed window summary: got format {data.get('format')!r}, "
+                             f"expected {SUMMARY_PACKED_FORMAT}")
+        return cls(
+            profiles=profiles, n_rows=int(data["n_rows"]),
+            absent_rows={str(k): int(v) for k, v in data["absent_rows"].items()},
+            extra_rows={str(k): int(v) for k, v in data["extra_rows"].items()},
+            numeric={k: NumericCounts.from_packed(v) for k, v in data["numeric"].items()},
+            categorical={k: CategoricalCounts.from_packed(v)
                          for k, v in data["categorical"].items()},
         )
 

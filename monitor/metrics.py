@@ -114,6 +114,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "no_reference, no_rows, failed)."),
     _spec("driftloop_drift_report_seconds", "histogram", "model",
           "Time to build and store the HTML report of a drifted window."),
+    _spec("driftloop_checkpoint_bytes", "histogram", "",
+          "Bytes of checkpoint state written per persist (open windows of the streams that "
+          "changed, performance windows, processed marks)."),
 )
 # fmt: on
 
@@ -152,6 +155,10 @@ _EVALUATION_BUCKETS = (
 
 # an Evidently report: about half a second for a few thousand rows, seconds for more
 _REPORT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# checkpoint bytes per persist: 0 (nothing changed), a few marks (~100 B), about 10 kB per
+# numeric feature of each open window written
+_CHECKPOINT_BUCKETS = (0.0, 1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7)
 
 
 def _number(value: Any) -> float:
@@ -205,6 +212,10 @@ class Metrics:
         spec = _SPECS["driftloop_drift_report_seconds"]
         self.drift_report_seconds = Histogram(
             spec.name, spec.help, spec.labels, registry=registry, buckets=_REPORT_BUCKETS
+        )
+        spec = _SPECS["driftloop_checkpoint_bytes"]
+        self.checkpoint_bytes = Histogram(
+            spec.name, spec.help, spec.labels, registry=registry, buckets=_CHECKPOINT_BUCKETS
         )
         self.build_info = self._gauge("driftloop_build_info")
         self.build_info.labels(build_version, platform.python_version()).set(1)
@@ -291,6 +302,10 @@ class Metrics:
         self.performance_degraded.labels(model, str(version)).set(
             int(bool(performance.get("degraded")))
         )
+
+    def observe_checkpoint(self, n_bytes: int) -> None:
+        """The checkpoint state one persist wrote (0 when nothing had changed)."""
+        self.checkpoint_bytes.observe(n_bytes)
 
     def observe_evaluation(self, model: str, seconds: float) -> None:
         self.window_evaluation_seconds.labels(model).observe(seconds)

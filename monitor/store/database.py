@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, select, text
@@ -41,7 +41,15 @@ from monitor.store.actions import (
     TriggerOps,
 )
 from monitor.store.canary import CanaryOps
-from monitor.store.engine import StoreError, create_store_engine, dumps_json, to_ms, upsert
+from monitor.store.engine import (
+    StoreError,
+    create_store_engine,
+    dumps_json,
+    pack_state,
+    to_ms,
+    unpack_state,
+    upsert,
+)
 from monitor.store.join import JoinOps
 from monitor.store.migrations import MIGRATIONS, Migration, migrate
 from monitor.store.ownership import OwnershipOps
@@ -56,7 +64,9 @@ Timestamp = int | float | datetime | str | None
 class Checkpoint:
     """The serialized open window of one stream and the offsets it covers.
 
-    ``offsets`` maps (topic, partition) to the next offset to consume.
+    ``offsets`` maps (topic, partition) to the next offset to consume. ``state`` is the
+    dict that was saved, whether it was stored as MessagePack (the default) or as JSON
+    (rows written before MessagePack; still read); raw bytes saved as such stay bytes.
     """
 
     model: str
@@ -65,6 +75,17 @@ class Checkpoint:
     state: bytes | dict[str, Any]
     offsets: dict[tuple[str, int], int]
     updated_at_ms: int
+
+
+def _decode(encoding: str, blob: bytes) -> bytes | dict[str, Any]:
+    if encoding == "msgpack":
+        state = unpack_state(blob)
+        if not isinstance(state, dict):
+            raise StoreError(f"checkpoint: got MessagePack {type(state).__name__}, expected a map")
+        return state
+    if encoding == "json":
+        return orjson.loads(blob)
+    return blob
 
 
 class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
@@ -124,11 +145,26 @@ class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
         kind: str,
         state: bytes | Mapping[str, Any],
         offsets: Offsets,
-    ) -> None:
+        encoding: Literal["msgpack", "json"] = "msgpack",
+    ) -> int:
+        """Store one stream's state (upsert); returns the bytes of state written.
+
+        A dict is stored as MessagePack (``encoding="json"``: as JSON, the format of
+        checkpoints before MessagePack, which is still read); one MessagePack cannot hold
+        (a tuple as a key) falls back to JSON. Bytes are stored as they are.
+        """
+        blob: bytes
         if isinstance(state, bytes | bytearray | memoryview):
-            encoding, blob = "bytes", bytes(state)
+            encoding_, blob = "bytes", bytes(state)
         elif isinstance(state, Mapping):
-            encoding, blob = "json", dumps_json(dict(state)).encode()
+            encoding_, blob = encoding, b""
+            if encoding == "msgpack":
+                try:
+                    blob = pack_state(state)
+                except TypeError:
+                    encoding_ = "json"
+            if encoding_ == "json":
+                blob = dumps_json(dict(state)).encode()
         else:
             raise StoreError(
                 f"checkpoint {model}/{version}/{kind}: got state of type {type(state).__name__}, "
@@ -138,7 +174,7 @@ class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
             "model": model,
             "version": str(version),
             "kind": kind,
-            "encoding": encoding,
+            "encoding": encoding_,
             "state": blob,
             "offsets": [
                 [topic, int(part), int(nxt)] for (topic, part), nxt in sorted(offsets.items())
@@ -147,6 +183,7 @@ class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
         }
         with self._conn() as conn:
             upsert(conn, schema.checkpoints, [row], ("model", "version", "kind"))
+        return len(blob)
 
     def load_checkpoints(self) -> list[Checkpoint]:
         t = schema.checkpoints
@@ -158,7 +195,7 @@ class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
                 model=r.model,
                 version=r.version,
                 kind=r.kind,
-                state=orjson.loads(r.state) if r.encoding == "json" else bytes(r.state),
+                state=_decode(r.encoding, bytes(r.state)),
                 offsets={(topic, int(part)): int(nxt) for topic, part, nxt in r.offsets},
                 updated_at_ms=r.updated_at_ms,
             )

@@ -15,6 +15,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
+import numpy as np
 import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,7 +31,9 @@ __all__ = [
     "dumps_json",
     "insert_ignore",
     "loads_json",
+    "pack_state",
     "to_ms",
+    "unpack_state",
     "upsert",
 ]
 
@@ -126,6 +130,30 @@ def dumps_json(value: Any) -> str:
 def loads_json(value: Any) -> Any:
     # SQLite gives JSON numbers back as numbers: its JSON column has numeric affinity
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _numpy_value(value: Any) -> Any:
+    # as dumps_json: numpy scalars as numbers, arrays as lists
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise NotImplementedError(f"got {type(value).__name__}")
+
+
+_PACK = msgspec.msgpack.Encoder(enc_hook=_numpy_value)
+_UNPACK = msgspec.msgpack.Decoder()
+
+
+def pack_state(value: Mapping[str, Any]) -> bytes:
+    """A checkpoint's state as MessagePack: bytes stay bytes and floats stay float64
+    (NaN and infinities included), so a state round-trips exactly; TypeError for what
+    MessagePack cannot hold (the caller falls back to JSON)."""
+    return _PACK.encode(value)
+
+
+def unpack_state(blob: bytes) -> Any:
+    return _UNPACK.decode(blob)
 
 
 def _enable_wal(cursor: Any, timeout_seconds: float) -> None:

@@ -29,6 +29,9 @@ class Reactor(Protocol):
 
 
 def export(persisted: Persisted, metrics: Metrics, reactor: Reactor | None) -> None:
+    metrics.observe_checkpoint(persisted.checkpoint_bytes)
+    log.debug("persisted %d window result(s), %d checkpoint(s) of %d bytes",
+              len(persisted.outputs), persisted.checkpoints, persisted.checkpoint_bytes)
     for (model, version, kind), n in persisted.events.items():
         metrics.count_events(model, version, kind, n)  # type: ignore[arg-type]
     for reason, n in persisted.invalid.items():

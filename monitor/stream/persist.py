@@ -6,9 +6,10 @@ for their label and labels waiting for their prediction (:class:`Persister`).
 :meth:`Persister.write` stores, in ONE transaction: the closed windows' results
 (upserts keyed by their identity, so a replay overwrites), the label-join rows and
 the joins they complete, the realized-performance windows those joins close, the
-checkpoint of every open window that changed, the per-partition processed marks
-and the commit offsets. Either all of it is stored or none of it is, which is the
-exactly-once effect of design section 9.
+checkpoint of every stream whose open windows changed, the per-partition processed
+marks that moved and the commit offsets (what did not change is not written again;
+``Persisted.checkpoint_bytes`` reports the checkpoint bytes written). Either all of it
+is stored or none of it is, which is the exactly-once effect of design section 9.
 
 When: closed windows are written at once, but not more than every
 ``WINDOW_PERSIST_SECONDS`` (under load windows close many times a second, and each
@@ -30,9 +31,10 @@ from typing import Any
 from monitor.ingest import Label, Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
-from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
+from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+from monitor.stream.windows import Stream
 
 log = logging.getLogger("driftloop.service")
 
@@ -67,6 +69,10 @@ class Persisted:
     events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     pairs: dict[str, list[Any]] = field(default_factory=dict)  # joined, per model (canary arms)
+    # checkpoint rows written (open windows of dirty streams, performance windows, processed
+    # marks that moved) and the bytes of their states
+    checkpoints: int = 0
+    checkpoint_bytes: int = 0
 
 
 @dataclass
@@ -98,6 +104,8 @@ class Persister:
         # events per (model, version, kind) and dead letters per reason since the last write
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.invalid: Counter[str] = Counter()
+        # the processed marks as last stored: an unchanged one is not written again
+        self.stored_marks: dict[TopicPartitionKey, PartitionMark] = {}
 
     @property
     def outputs(self) -> list[WindowOutput]:
@@ -133,6 +141,7 @@ class Persister:
         """Forget what was not persisted (a rewind reloads it from the stream)."""
         self.buffers = _Buffers()
         self.counts, self.invalid = Counter(), Counter()
+        self.stored_marks = {}
 
     def due(self, interval_seconds: float, force: bool, positions_moved: bool) -> bool:
         since = self.clock() - self.last_persist
@@ -149,10 +158,15 @@ class Persister:
               force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
-        partition since this process took it."""
+        partition since this process took it. ``force`` changes nothing here (a forced
+        persist is due at once, but stores only what changed, like any other)."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}
+        written: list[Stream] = []  # streams whose checkpoint this persist writes
+        marks = partitions.marks(pending)
+        moved = {tp: mark for tp, mark in marks.items() if self.stored_marks.get(tp) != mark}
+        rows = size = 0
         with self.store.transaction() as tx:
             tx.check_partitions(self.group, partitions.epochs)
             for out in buffers.outputs:
@@ -164,25 +178,40 @@ class Persister:
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
                     performance.append((model, version, {**result, "window": index}))
-                tx.save_checkpoint(model, ALL_VERSIONS, PERFORMANCE_KIND,
-                                   self.pipelines[model].performance_state(), {})
+                size += tx.save_checkpoint(model, ALL_VERSIONS, PERFORMANCE_KIND,
+                                           self.pipelines[model].performance_state(), {})
+                rows += 1
+            # only streams that changed since their last checkpoint (also when forced: a
+            # clean stream's stored checkpoint is its state)
+            live: set[tuple[str, str, int]] = set()
             for pipeline in self.pipelines.values():
                 for (version, partition), stream in pipeline.streams.items():
-                    if stream.dirty or force:
-                        tx.save_checkpoint(pipeline.name, version, f"p{partition}",
-                                           stream.checkpoint(), {})
+                    live.add((pipeline.name, version, partition))
+                    if stream.dirty:
+                        size += tx.save_checkpoint(pipeline.name, version, f"p{partition}",
+                                                   stream.checkpoint(), {})
+                        rows += 1
+                        written.append(stream)
             for model, version, partition in self.retired:
-                tx.delete_checkpoint(model, version, f"p{partition}")
+                if (model, version, partition) not in live:  # not opened again since
+                    tx.delete_checkpoint(model, version, f"p{partition}")
             if positions:
                 tx.commit_offsets(self.group, positions)
-            for (topic, partition), mark in partitions.marks(pending).items():
-                tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition), mark.to_dict(), {})
+            for (topic, partition), mark in moved.items():
+                size += tx.save_checkpoint(ALL_MODELS, topic, mark.kind(partition),
+                                           mark.to_dict(), {})
+                rows += 1
+        # stored: these states are now the checkpoints'
+        for stream in written:
+            stream.dirty = False
+        self.stored_marks = marks
         self.buffers = _Buffers()
         self.retired = []
         self.last_persist = self.clock()
         counts, invalid = self.counts, self.invalid
         self.counts, self.invalid = Counter(), Counter()
-        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid, joins)
+        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid, joins,
+                         checkpoints=rows, checkpoint_bytes=size)
 
     def expire(self, metrics: Metrics) -> None:
         """Drop unjoined label-join rows past their TTL, each model on its own event-time
@@ -205,6 +234,7 @@ class Persister:
         streams, the performance windows on the first restore only (later ones would
         overwrite what this process already holds); returns every stored processed mark."""
         marks: dict[TopicPartitionKey, PartitionMark] = {}
+        self.stored_marks = {}  # written again at the next persist, whatever they hold
         for checkpoint in self.store.load_checkpoints():
             state = checkpoint.state
             if not isinstance(state, dict):
@@ -225,19 +255,58 @@ class Persister:
         return marks
 
     def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
-        """Store the new join rows and return the pairs they complete, per model."""
-        keys = [(p.model, p.request_id) for p in buffers.predictions]
-        keys += [(label.model, label.request_id) for label in buffers.labels]
-        if buffers.predictions:
-            tx.add_predictions(buffers.predictions)
-        if buffers.labels:
-            tx.add_labels(buffers.labels)
+        """Store the new join rows and return the pairs they complete, per model.
+
+        A prediction and its label that both arrived since the last persist are joined
+        here, in memory, and never stored as pending rows (with labels seconds behind
+        their predictions that is most of them); only the rest wait in the store.
+        """
         clocks = self.event_time_ms
         for p in buffers.predictions:
             if p.timestamp_ms > clocks.get(p.model, -1):
                 clocks[p.model] = p.timestamp_ms
-        by_model: dict[str, list[Any]] = {}
+        fresh, predictions, labels = _pair_in_memory(buffers, clocks)
+        if predictions:
+            tx.add_predictions(predictions)
+        if labels:
+            tx.add_labels(labels)
+        keys = [(p.model, p.request_id) for p in predictions]
+        keys += [(label.model, label.request_id) for label in labels]
         # a side already past its TTL on its model's clock no longer joins
-        for pair in (tx.join(keys, now_by_model=clocks) if keys else []):
+        pairs = fresh + (tx.join(keys, now_by_model=clocks) if keys else [])
+        pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
+        by_model: dict[str, list[Any]] = {}
+        for pair in pairs:
             by_model.setdefault(pair.model, []).append(pair)
         return by_model
+
+
+def _pair_in_memory(buffers: _Buffers, clocks: Mapping[str, int]
+                    ) -> tuple[list[JoinedPair], list[PendingPrediction], list[PendingLabel]]:
+    """Pairs among the buffered rows, and the rows left to wait in the store.
+
+    The newest copy of a (model, request_id) wins, as the store's upsert would have it;
+    a side already past its TTL on its model's clock goes to the store, which lets it
+    expire. (An older copy of a key stored by an earlier persist is left to its TTL
+    instead of being overwritten: only a duplicated request id has one.)
+    """
+    if not buffers.predictions or not buffers.labels:
+        return [], buffers.predictions, buffers.labels
+    newest_prediction = {(p.model, p.request_id): p for p in buffers.predictions}
+    newest_label = {(lab.model, lab.request_id): lab for lab in buffers.labels}
+    pairs: list[JoinedPair] = []
+    for key, label in newest_label.items():
+        p = newest_prediction.get(key)
+        if p is None:
+            continue
+        now = clocks.get(p.model)
+        if now is not None and (p.expires_at_ms <= now or label.expires_at_ms <= now):
+            continue
+        pairs.append(JoinedPair(p.model, p.request_id, p.version, p.prediction, p.score,
+                                p.scores, label.label, p.timestamp_ms, label.timestamp_ms))
+    if not pairs:
+        return [], buffers.predictions, buffers.labels
+    joined = {(pair.model, pair.request_id) for pair in pairs}
+    return (pairs,
+            [p for p in buffers.predictions if (p.model, p.request_id) not in joined],
+            [lab for lab in buffers.labels if (lab.model, lab.request_id) not in joined])

@@ -39,11 +39,13 @@ from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.stream.columns import ColumnChunk, batch_columns, to_columns
 
-__all__ = ["MAX_EXTRA_KEYS", "ClosedWindow", "OpenWindow", "Stream"]
+__all__ = ["CHECKPOINT_FORMAT", "MAX_EXTRA_KEYS", "ClosedWindow", "OpenWindow", "Stream"]
 
 # names of columns not in the baseline kept per window: a producer sending a new key
 # per event must not grow a window (and its checkpoint) without bound
 MAX_EXTRA_KEYS = 100
+# a stream checkpoint's format: 1 JSON-safe dicts (read still), 2 packed window summaries
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
@@ -71,12 +73,14 @@ class OpenWindow:
     def buffered(self) -> int:
         return len(self.rows) + self.batched
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, packed: bool = False) -> dict[str, Any]:
+        """The window's state; ``packed``: its summary as ``WindowSummary.to_packed`` (bytes
+        inside, for MessagePack), else JSON-safe (the format before checkpoint format 2)."""
         return {"index": self.index, "first_offset": self.first_offset,
                 "start_ms": self.start_ms, "end_ms": self.end_ms, "n_rows": self.n_rows,
                 "extra_keys": sorted(self.extra_keys), "baseline": self.baseline,
                 "extra_keys_beyond": self.extra_keys_beyond,
-                "summary": self.summary.to_dict(),
+                "summary": self.summary.to_packed() if packed else self.summary.to_dict(),
                 "confidence": None if self.confidence is None else self.confidence.to_dict()}
 
     def add_extra_keys(self, names: set[str]) -> None:
@@ -94,9 +98,17 @@ class OpenWindow:
                    start_ms=data["start_ms"], end_ms=data["end_ms"], n_rows=int(data["n_rows"]),
                    extra_keys=set(data.get("extra_keys", [])), baseline=baseline,
                    extra_keys_beyond=int(data.get("extra_keys_beyond", 0)),
-                   summary=detectors.WindowSummary.from_dict(data["summary"], profiles),
+                   summary=_summary(data["summary"], profiles),
                    confidence=None if data.get("confidence") is None
                    else detectors.ConfidenceCounts.from_dict(data["confidence"]))
+
+
+def _summary(data: Mapping[str, Any],
+             profiles: Mapping[str, detectors.FeatureProfile]) -> detectors.WindowSummary:
+    # a packed summary says its format; one from a JSON checkpoint (format 1) does not
+    if "format" in data:
+        return detectors.WindowSummary.from_packed(data, profiles)
+    return detectors.WindowSummary.from_dict(data, profiles)
 
 
 @dataclass(frozen=True)
@@ -417,19 +429,30 @@ class Stream:
             closed.append(self._close(window, bounds))
         if due:
             self.closed_below = max(self.closed_below or 0, due[-1] + 1)
+            self.dirty = True  # also when closed by the clock (close_idle), not by an event
         return closed
 
     # -- checkpoints --------------------------------------------------------------------
-    def checkpoint(self) -> dict[str, Any]:
-        """The stream's state; folds buffered rows first so it is complete."""
+    def checkpoint(self, packed: bool = True) -> dict[str, Any]:
+        """The stream's state; folds buffered rows first so it is complete.
+
+        ``packed`` (format 2): window summaries as bytes (``WindowSummary.to_packed``), for
+        a MessagePack checkpoint; else JSON-safe (format 1, what checkpoints were before).
+        The caller marks the stream clean (``dirty = False``) once the state is stored.
+        """
         for window in self.open.values():
             self._fold(window)
-        self.dirty = False
-        return {"next_index": self.next_index, "watermark_ms": self.watermark_ms,
+        windows = sorted(self.open.values(), key=lambda w: w.index)
+        return {"format": CHECKPOINT_FORMAT if packed else 1,
+                "next_index": self.next_index, "watermark_ms": self.watermark_ms,
                 "closed_below": self.closed_below,
-                "open": [w.to_dict() for w in sorted(self.open.values(), key=lambda w: w.index)]}
+                "open": [w.to_dict(packed) for w in windows]}
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        """Open windows from a ``checkpoint`` of either format."""
+        if int(state.get("format", 1)) > CHECKPOINT_FORMAT:
+            raise ValueError(f"stream checkpoint: got format {state['format']}, expected at "
+                             f"most {CHECKPOINT_FORMAT} (written by a newer driftloop)")
         self._reset()
         self.next_index = int(state["next_index"])
         self.watermark_ms = state.get("watermark_ms")

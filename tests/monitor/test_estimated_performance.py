@@ -174,7 +174,8 @@ def test_an_old_checkpoint_without_counts_restores_with_a_null_estimate(
     window = WindowConfig.model_validate({"rows": 500, "buffer_rows": 128})
     first = ModelPipeline("m", ModelConfig(baseline="unused", window=window), baseline)
     first.add_many("1", 0, events[:300])
-    state = orjson.loads(orjson.dumps(first.streams[("1", 0)].checkpoint()))
+    # a JSON checkpoint (format 1), as written before the estimate existed
+    state = orjson.loads(orjson.dumps(first.streams[("1", 0)].checkpoint(packed=False)))
     assert state["open"][0]["confidence"]["n"] == 300
     del state["open"][0]["confidence"]  # as written before the estimate existed
     second = ModelPipeline("m", ModelConfig(baseline="unused", window=window), baseline)

@@ -23,6 +23,7 @@ from monitor.cli.replay import prediction_events
 from monitor.config import ModelConfig, WindowConfig
 from monitor.evaluate import evaluate_frame
 from monitor.ingest import Prediction
+from monitor.store.engine import pack_state, unpack_state
 from monitor.stream import ModelPipeline
 from monitor.stream.columns import _to_columns_fast, to_columns
 from monitor.stream.windows import MAX_EXTRA_KEYS
@@ -146,15 +147,23 @@ def test_event_time_windows_close_on_the_watermark_and_count_late_events(
 
 
 # -- checkpoints ------------------------------------------------------------------------------
+def as_stored(state: dict[str, Any]) -> Any:
+    """A checkpoint state as the store gives it back (MessagePack)."""
+    return unpack_state(pack_state(state))
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["msgpack", "json"])
 @pytest.mark.parametrize("cut", [1, 150, 299, 300, 451])
 def test_checkpoint_restore_mid_stream_gives_identical_results(
-        data: Any, baseline: Baseline, cut: int) -> None:
+        data: Any, baseline: Baseline, cut: int, packed: bool) -> None:
     stream = events(data.current.iloc[: 2 * ROWS])
     uninterrupted = run(pipeline(baseline), stream)
 
     first = pipeline(baseline)
     before = run(first, stream[:cut])
-    state = orjson.loads(orjson.dumps(first.streams[("1", 0)].checkpoint()))  # as stored
+    checkpoint = first.streams[("1", 0)].checkpoint(packed)
+    # as stored: MessagePack now, JSON before (a checkpoint of the previous format)
+    state = as_stored(checkpoint) if packed else orjson.loads(orjson.dumps(checkpoint))
     second = pipeline(baseline)
     second.stream("1", 0).restore(state)
     after = run(second, stream[cut:])
@@ -162,6 +171,22 @@ def test_checkpoint_restore_mid_stream_gives_identical_results(
     for g, w in zip(before + after, uninterrupted, strict=True):
         for key in (*COMPARED, "window", "first_offset"):
             assert_close(g[key], w[key], key)
+
+
+@pytest.mark.parametrize("cut", [150, 451])
+def test_a_restored_stream_goes_on_bit_for_bit(data: Any, baseline: Baseline, cut: int) -> None:
+    """After a checkpoint (which folds the buffered rows) the process that wrote it and one
+    restored from it hold the same summary, so their next windows are identical, every
+    float included; only the fold order differs from an uninterrupted run."""
+    stream = events(data.current.iloc[: 3 * ROWS])
+    first = pipeline(baseline)
+    run(first, stream[:cut])
+    state = as_stored(first.streams[("1", 0)].checkpoint())
+    second = pipeline(baseline)
+    second.stream("1", 0).restore(state)
+    restored, kept = run(second, stream[cut:]), run(first, stream[cut:])
+    assert len(restored) == len(kept) >= 2
+    assert repr(restored) == repr(kept)
 
 
 def test_timed_checkpoint_keeps_watermark_and_closed_windows(data: Any,
@@ -173,7 +198,7 @@ def test_timed_checkpoint_keeps_watermark_and_closed_windows(data: Any,
     run(first, [_timed(i, ts, base) for i, ts in enumerate([1_000, 61_000, 62_000])])
     state = first.streams[("1", 0)].checkpoint()
     second = ModelPipeline("carloan", config, baseline, on_late=lambda m, n: late.append(n))
-    second.stream("1", 0).restore(orjson.loads(orjson.dumps(state)))
+    second.stream("1", 0).restore(as_stored(state))
     assert run(second, [_timed(3, 5_000, base)]) == []  # window 0 closed before the restart
     assert late == [1]
     closed = run(second, [_timed(4, 125_000, base)])
@@ -273,7 +298,7 @@ def test_baseline_swap_open_windows_finish_on_their_baseline(data: Any,
     p = ModelPipeline("carloan", config, baseline, baseline_key="runs:/a", loader=loader)
     results = run(p, stream[: ROWS + 100])  # window 0 closed, window 1 open on a
     p.swap_baseline("runs:/b", other)
-    state = orjson.loads(orjson.dumps(p.streams[("1", 0)].checkpoint()))
+    state = as_stored(p.streams[("1", 0)].checkpoint())
     results += run(p, stream[ROWS + 100:])
     assert [r["baseline"] for r in results] == ["runs:/a", "runs:/a", "runs:/b"]
     batch_a = batch_results(baseline, data.current.iloc[: 3 * ROWS])
@@ -318,7 +343,7 @@ def test_extra_keys_kept_per_window_are_capped_and_the_rest_counted(
         event.features = {**event.features, f"extra_{i:03d}": 1.0}
     for event in stream[: ROWS // 2]:
         assert p.add(event) == []
-    state = orjson.loads(orjson.dumps(p.streams[("1", 0)].checkpoint()))
+    state = as_stored(p.streams[("1", 0)].checkpoint())
     [open_window] = state["open"]
     assert len(open_window["extra_keys"]) == MAX_EXTRA_KEYS
     assert open_window["extra_keys_beyond"] == ROWS // 2 - MAX_EXTRA_KEYS
