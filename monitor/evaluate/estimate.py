@@ -91,11 +91,19 @@ class WindowEstimator:
                   rows: Sequence[ScoredRow]) -> None:
         """``fold`` for a chunk of stream events: their ``scores`` make the multiclass
         matrix (a class an event leaves out is missing: the row is left out)."""
+        self.fold_class_scores(counts, arrays, [r.scores for r in rows] if self.multiclass
+                               else [])
+
+    def fold_class_scores(self, counts: detectors.ConfidenceCounts,
+                          arrays: Mapping[str, np.ndarray],
+                          class_scores: Sequence[Mapping[str, float] | None]) -> None:
+        """``fold_rows`` given the rows' ``scores`` only (a column of a batch)."""
         scores = None
         if self.multiclass:
-            scores = np.array([[np.nan if r.scores is None else r.scores.get(c, np.nan)
-                                for c in self.classes] for r in rows], dtype=np.float64)
-            scores = scores.reshape(len(rows), len(self.classes))
+            scores = np.array([[np.nan if s is None else s.get(c, np.nan)
+                                for c in self.classes] for s in class_scores],
+                              dtype=np.float64)
+            scores = scores.reshape(len(class_scores), len(self.classes))
         self.fold(counts, arrays, scores)
 
 

@@ -41,6 +41,7 @@ import orjson
 from detectors import ArmStats, CategoricalProfile, Moments, histogram, row_loss
 from monitor.baseline import Baseline
 from monitor.ingest import Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.store import JoinedPair
 from monitor.tables import canonical_category
 
@@ -108,12 +109,17 @@ class ArmAccumulator:
         self._lock = threading.Lock()
 
     # -- fed by the consumer thread ----------------------------------------------------
-    def add_predictions(self, model: str, version: str, run: Sequence[Prediction]) -> None:
+    def add_predictions(self, model: str, version: str,
+                        run: Sequence[Prediction] | PredictionBatch) -> None:
         spec = self.specs.get(model)
         if spec is None or not run:
             return
-        counts = self._histogram(model, spec, [e.prediction for e in run])
-        latencies = [e.latency_ms for e in run if e.latency_ms is not None]
+        if isinstance(run, PredictionBatch):
+            counts = self._histogram(model, spec, run.predictions)
+            latencies = [v for v in run.latency_ms if v is not None]
+        else:
+            counts = self._histogram(model, spec, [e.prediction for e in run])
+            latencies = [e.latency_ms for e in run if e.latency_ms is not None]
         latency = Moments.of(np.asarray(latencies, np.float64)) if latencies else None
         with self._lock:
             arm = self._arm(model, version, len(run))

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 import detectors
+from monitor.ingest.batch import PredictionBatch
 from monitor.tables import canonical_category
 
-__all__ = ["ColumnChunk", "to_columns"]
+__all__ = ["ColumnChunk", "batch_columns", "to_columns"]
 
 _BOOLEAN_WORDS = {"true": "true", "false": "false", "1": "true", "0": "false"}
 
@@ -154,3 +155,39 @@ def _to_columns_fast(
 def _is_boolean(profile: detectors.FeatureProfile) -> bool:
     categories = getattr(profile, "categories", [])
     return bool(categories) and set(categories) <= {"true", "false"}
+
+
+def batch_columns(
+    profiles: Mapping[str, detectors.FeatureProfile],
+    batch: PredictionBatch,
+    extra: Mapping[str, Sequence[Any]] | None = None,
+) -> ColumnChunk | None:
+    """``to_columns`` of a batch's rows, from its columns: the same arrays as
+    ``to_columns(profiles, [e.features for e in batch.events()], extra)``; None when the
+    batch's features are not exactly the profiled ones (not in ``extra``) with the same
+    kinds (a window binned with an older baseline): the caller then goes by rows."""
+    extra = extra or {}
+    names = [name for name in profiles if name not in extra]
+    if set(names) != batch.features.keys() or not names:
+        return None
+    arrays: dict[str, np.ndarray] = {}
+    violations: dict[str, int] = {}
+    for name, profile in profiles.items():
+        if name in extra:
+            if profile.kind == "numeric":
+                arrays[name], bad = _numeric(list(extra[name]))
+                if bad:
+                    violations[name] = bad
+            else:
+                arrays[name] = _categorical(list(extra[name]), _is_boolean(profile))
+            continue
+        column = batch.features[name]
+        if isinstance(column, np.ndarray):
+            if profile.kind != "numeric":
+                return None
+            arrays[name] = column
+        elif profile.kind == "numeric":
+            return None
+        else:
+            arrays[name] = _categorical(column, _is_boolean(profile))
+    return ColumnChunk(arrays, violations, set(), len(batch))

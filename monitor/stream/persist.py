@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.ingest import Label, Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
@@ -110,9 +111,19 @@ class Persister:
     def outputs(self) -> list[WindowOutput]:
         return self.buffers.outputs
 
-    def add_predictions(self, model: str, version: str, run: list[Prediction],
+    def add_predictions(self, model: str, version: str, run: list[Prediction] | PredictionBatch,
                         ttl_seconds: float) -> None:
         ttl_ms = int(ttl_seconds * 1000)
+        if isinstance(run, PredictionBatch):
+            self.buffers.predictions.extend(
+                PendingPrediction(
+                    model=model, request_id=request_id, version=version,
+                    prediction=prediction, timestamp_ms=stamp,
+                    expires_at_ms=stamp + ttl_ms, score=score, scores=scores)
+                for request_id, prediction, stamp, score, scores in zip(
+                    run.request_ids, run.predictions, run.timestamps_ms.tolist(), run.scores,
+                    run.class_scores, strict=True))
+            return
         self.buffers.predictions.extend(
             PendingPrediction(
                 model=model, request_id=e.request_id, version=version,

@@ -30,6 +30,7 @@ from monitor.evaluate import (
     evaluate_window,
 )
 from monitor.ingest import Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.store import JoinedPair
 from monitor.stream.windows import ClosedWindow, Stream
 from monitor.tables import canonical_category
@@ -88,6 +89,7 @@ class ModelPipeline:
         self.performance: dict[str, PerformanceWindow] = {}
         self.last_performance: dict[str, dict[str, Any]] = {}
         self._on_late = on_late
+        self._feature_kinds: tuple[str, tuple[tuple[str, bool], ...]] | None = None
 
     def stream(self, version: str, partition: int) -> Stream:
         stream = self.streams.get((version, partition))
@@ -142,6 +144,7 @@ class ModelPipeline:
         self.baseline, self.baseline_key = baseline, key
         self.profiles = baseline.summary_profiles()
         self._baselines[key] = (baseline, self.profiles)
+        self._feature_kinds = None
         self._estimators.pop(key, None)
         for stream in self.streams.values():
             stream.set_baseline(key, self.profiles)
@@ -165,6 +168,28 @@ class ModelPipeline:
         if now_ms is not None:
             stream.touched_ms = now_ms
         return stream.add_many(events)
+
+    def add_batch(self, batch: PredictionBatch, now_ms: int | None = None
+                  ) -> list[ClosedWindow]:
+        """``add_many`` for a batch of one (version, partition)."""
+        stream = self.stream(batch.version, batch.partition)
+        if now_ms is not None:
+            stream.touched_ms = now_ms
+        return stream.add_batch(batch)
+
+    def feature_kinds(self) -> tuple[tuple[str, bool], ...]:
+        """(name, numeric) of the features new windows bin (the current baseline's,
+        without its prediction and score columns): what a batch must carry."""
+        key = self.baseline_key
+        cached = self._feature_kinds
+        if cached is None or cached[0] != key:
+            roles = self.baseline.columns
+            roles_kept = {roles.prediction if self.baseline.prediction else None,
+                          roles.score if self.baseline.score else None}
+            kinds = tuple((name, profile.kind == "numeric")
+                          for name, profile in self.profiles.items() if name not in roles_kept)
+            cached = self._feature_kinds = (key, kinds)
+        return cached[1]
 
     # -- versions and idle streams --------------------------------------------------------
     def admits(self, version: str) -> bool:

@@ -20,10 +20,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.ingest import DeadLetters, DecodeError, Decoder, Label, Prediction
+from monitor.ingest.batch import PredictionBatch
+from monitor.ingest.codecs.bulk import decode_native
 from monitor.stream.partitions import TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline
 
-__all__ = ["RecordReader", "runs_of"]
+__all__ = ["RecordReader", "Run", "RunEvents", "runs_of"]
+
+# the events of one (model, version): columns from the batch path, objects otherwise
+RunEvents = list[Prediction] | PredictionBatch
+Run = tuple[tuple[str, str], RunEvents]
 
 
 class RecordReader:
@@ -76,6 +82,35 @@ class RecordReader:
             except Exception as exc:  # nothing a record holds may stop the loop
                 self.dead_letter(record, _undecodable(exc))
         return labels
+
+    def prediction_runs(self, key: TopicPartitionKey, records: list[Any],
+                        handled: int) -> list[Run]:
+        """Runs of the partition's predictions in record order: decoded in one call into
+        columns when the whole batch is clean (:func:`decode_native`), else record by
+        record (:meth:`predictions`) with a dead letter per bad record."""
+        if records and records[0].offset >= handled and not (
+                self.quarantined and any((key[0], key[1], r.offset) in self.quarantined
+                                         for r in records)):
+            batches = decode_native(self.decoder, records, self._feature_kinds)
+            if batches is not None and self._admits(batches):
+                return [((b.model, b.version), b) for b in batches]
+        return list(runs_of(self.predictions(key, records, handled)))
+
+    def _feature_kinds(self, model: str) -> tuple[tuple[str, bool], ...] | None:
+        pipeline = self.pipelines.get(model)
+        return None if pipeline is None else pipeline.feature_kinds()
+
+    def _admits(self, batches: list[PredictionBatch]) -> bool:
+        """Every version admitted (``max_versions``), checked in the order the
+        per-record path checks them; False sends the batch that way for its dead letters."""
+        seen: set[tuple[str, str]] = set()
+        for batch in batches:
+            if (batch.model, batch.version) in seen:
+                continue
+            seen.add((batch.model, batch.version))
+            if not self.pipelines[batch.model].admits(batch.version):
+                return False
+        return True
 
     def predictions(self, key: TopicPartitionKey, records: list[Any],
                     handled: int) -> list[Prediction]:

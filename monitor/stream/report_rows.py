@@ -27,6 +27,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ import numpy as np
 from monitor.baseline import Baseline
 from monitor.evaluate import RowsCovered, drifted
 from monitor.ingest import Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
 
 __all__ = ["ReportJob", "ReportRows", "WindowRows"]
@@ -56,29 +58,48 @@ class ReportJob:
 
 
 class WindowRows:
-    """The rows of one open window: every row up to ``max_rows``, then a uniform sample."""
+    """The rows of one open window: every row up to ``max_rows``, then a uniform sample.
 
-    __slots__ = ("_rng", "first_offset", "last_offset", "max_rows", "rows", "seen")
+    Rows that came in a batch are kept as (batch, row) until :attr:`rows` is read: an
+    event object is made only for a row that reaches a report (or replaces a kept one).
+    """
+
+    __slots__ = ("_kept", "_rng", "first_offset", "last_offset", "max_rows", "seen")
 
     def __init__(self, max_rows: int, seed: int) -> None:
         self.max_rows = max_rows
-        self.rows: list[Prediction] = []
+        self._kept: list[Any] = []  # Prediction, or (PredictionBatch, row)
         self.seen = 0
         self.first_offset: int | None = None
         self.last_offset: int | None = None
         self._rng = np.random.default_rng(seed)
 
-    def add(self, events: Sequence[Prediction]) -> None:
+    @property
+    def rows(self) -> list[Prediction]:
+        """The kept rows as events."""
+        kept = self._kept
+        for i, row in enumerate(kept):
+            if type(row) is tuple:
+                kept[i] = row[0].event(row[1])
+        return kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def add(self, events: Sequence[Prediction] | PredictionBatch) -> None:
         """Events in offset order."""
+        if isinstance(events, PredictionBatch):
+            self._add_batch(events)
+            return
         if not events:
             return
         if self.first_offset is None:
             self.first_offset = events[0].offset
         self.last_offset = events[-1].offset
-        room = self.max_rows - len(self.rows)
+        room = self.max_rows - len(self._kept)
         if room > 0:
             taken = events[:room]
-            self.rows.extend(taken)
+            self._kept.extend(taken)
             self.seen += len(taken)
             events = events[room:]
         if not events:
@@ -89,8 +110,32 @@ class WindowRows:
         n = len(events)
         slots = self._rng.integers(0, np.arange(self.seen + 1, self.seen + n + 1))
         for i in np.flatnonzero(slots < self.max_rows):
-            self.rows[int(slots[i])] = events[int(i)]
+            self._kept[int(slots[i])] = events[int(i)]
         self.seen += n
+
+    def _add_batch(self, batch: PredictionBatch) -> None:
+        n = len(batch)
+        if not n:
+            return
+        if self.first_offset is None:
+            self.first_offset = int(batch.offsets[0])
+        self.last_offset = int(batch.offsets[-1])
+        room = self.max_rows - len(self._kept)
+        start = 0
+        if room > 0:
+            start = min(room, n)
+            # a copy: the kept rows must not hold the whole poll's columns
+            kept = batch.slice(0, start).copy()
+            self._kept.extend(zip(repeat(kept), range(start)))
+            self.seen += start
+        if start == n:
+            return
+        # as in ``add``: Algorithm R over the rest, one event object per replacement
+        rest = n - start
+        slots = self._rng.integers(0, np.arange(self.seen + 1, self.seen + rest + 1))
+        for i in np.flatnonzero(slots < self.max_rows):
+            self._kept[int(slots[i])] = batch.event(start + int(i))
+        self.seen += rest
 
 
 class ReportRows:
@@ -119,7 +164,7 @@ class ReportRows:
         return found
 
     def feed(self, pipeline: ModelPipeline, version: str, partition: int,
-             run: list[Prediction]) -> None:
+             run: list[Prediction] | PredictionBatch) -> None:
         """Before ``pipeline.add_many(version, partition, run)``: the same events, in order."""
         if not run:
             return
@@ -133,11 +178,16 @@ class ReportRows:
             start = 0
             while start < len(run):
                 take = min(size - filled, len(run) - start)
-                self._window(key, index).add(run[start:start + take])
+                self._window(key, index).add(
+                    run.slice(start, start + take) if isinstance(run, PredictionBatch)
+                    else run[start:start + take])
                 start += take
                 index, filled = index + 1, 0
             return
         duration, closed_below = stream.duration_ms, stream.closed_below
+        if isinstance(run, PredictionBatch):
+            self._feed_timed(key, run, duration, closed_below)
+            return
         by_index: dict[int, list[Prediction]] = {}
         for event in run:
             index = event.timestamp_ms // duration
@@ -145,6 +195,25 @@ class ReportRows:
                 by_index.setdefault(index, []).append(event)
         for index, events in by_index.items():
             self._window(key, index).add(events)
+
+    def _feed_timed(self, key: StreamKey, run: PredictionBatch, duration: int,
+                    closed_below: int | None) -> None:
+        """``feed`` of a batch to event-time windows: the rows of each window index in
+        offset order (a stable sort by index)."""
+        indexes = run.timestamps_ms // duration
+        if closed_below is not None:
+            keep = np.flatnonzero(indexes >= closed_below)  # else late: not in a window
+        else:
+            keep = np.arange(len(run))
+        order = keep[np.argsort(indexes[keep], kind="stable")]
+        sorted_indexes = indexes[order]
+        cuts = np.flatnonzero(sorted_indexes[1:] != sorted_indexes[:-1]) + 1
+        first_seen: list[tuple[int, int, np.ndarray]] = []
+        for rows in np.split(order, cuts):
+            if rows.size:
+                first_seen.append((int(rows[0]), int(indexes[rows[0]]), rows))
+        for _, index, rows in sorted(first_seen):  # windows in order of their first row
+            self._window(key, index).add(_take(run, rows))
 
     def closed(self, pipeline: ModelPipeline, output: WindowOutput) -> None:
         """After ``pipeline.evaluate``: a drifted window's rows go to the writer."""
@@ -192,4 +261,18 @@ class ReportRows:
     @property
     def n_rows(self) -> int:
         """Rows held, for tests and a gauge."""
-        return sum(len(w.rows) for windows in self.open.values() for w in windows.values())
+        return sum(len(w) for windows in self.open.values() for w in windows.values())
+
+
+def _take(batch: PredictionBatch, rows: np.ndarray) -> PredictionBatch:
+    """Rows ``rows`` (ascending positions) of ``batch``; a contiguous range is a slice."""
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        return batch.slice(int(rows[0]), int(rows[-1]) + 1)
+    picked = rows.tolist()
+    return PredictionBatch(
+        batch.model, batch.version, batch.topic, batch.partition, batch.offsets[rows],
+        batch.timestamps_ms[rows], [batch.request_ids[i] for i in picked],
+        {name: column[rows] if isinstance(column, np.ndarray) else [column[i] for i in picked]
+         for name, column in batch.features.items()},
+        [batch.predictions[i] for i in picked], [batch.scores[i] for i in picked],
+        [batch.class_scores[i] for i in picked], [batch.latency_ms[i] for i in picked])

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import Config
-from monitor.ingest import Consumer, DeadLetters, Decoder, Label, Prediction
+from monitor.ingest import Consumer, DeadLetters, Decoder, Label
+from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import StaleOwnership, Store
 from monitor.stream.arms import ArmAccumulator
@@ -48,7 +49,7 @@ from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
-from monitor.stream.records import RecordReader, runs_of
+from monitor.stream.records import RecordReader, RunEvents
 from monitor.stream.report_rows import ReportRows
 from monitor.stream.windows import ClosedWindow
 
@@ -154,8 +155,8 @@ class Service:
                         self.persister.counts[(model, "", "label")] += n
                     stats.labels += len(labels)
                 else:
-                    batch = self.reader.predictions(key, records, handled)
-                    for (model, version), run in runs_of(batch):
+                    for (model, version), run in self.reader.prediction_runs(key, records,
+                                                                             handled):
                         self._on_predictions(model, version, key[1], run)
                         self.persister.counts[(model, version, "prediction")] += len(run)
                         stats.predictions += len(run)
@@ -173,14 +174,16 @@ class Service:
         return stats
 
     def _on_predictions(self, model: str, version: str, partition: int,
-                        run: list[Prediction]) -> None:
+                        run: RunEvents) -> None:
         pipeline = self.pipelines[model]
         if self.arms is not None:
             self.arms.add_predictions(model, version, run)
         if self.report_rows is not None:
             self.report_rows.feed(pipeline, version, partition, run)
-        self._evaluate(pipeline, pipeline.add_many(version, partition, run,
-                                                   int(self.clock() * 1000)))
+        now_ms = int(self.clock() * 1000)
+        self._evaluate(pipeline, pipeline.add_batch(run, now_ms)
+                       if isinstance(run, PredictionBatch)
+                       else pipeline.add_many(version, partition, run, now_ms))
         if self.report_rows is not None:
             self.report_rows.settle(pipeline, version, partition)
         if pipeline.joins_labels:  # else no reference performance: no join state to keep

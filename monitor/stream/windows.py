@@ -28,12 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
+
+import numpy as np
 
 import detectors
 from monitor.evaluate import WindowEstimator
 from monitor.ingest import Prediction
-from monitor.stream.columns import to_columns
+from monitor.ingest.batch import PredictionBatch
+from monitor.stream.columns import ColumnChunk, batch_columns, to_columns
 
 __all__ = ["CHECKPOINT_FORMAT", "MAX_EXTRA_KEYS", "ClosedWindow", "OpenWindow", "Stream"]
 
@@ -60,6 +64,14 @@ class OpenWindow:
     # CBPE (issue 14): the label-free estimate's sums over the folded rows; None when the
     # window's baseline has no CBPE reference
     confidence: detectors.ConfidenceCounts | None = None
+    # rows not folded yet that came as batch slices (a window buffers either these or
+    # ``rows``, never both: order and fold chunks stay those of the per-event path)
+    batches: list[PredictionBatch] = field(default_factory=list)
+    batched: int = 0  # rows in ``batches``
+
+    @property
+    def buffered(self) -> int:
+        return len(self.rows) + self.batched
 
     def to_dict(self, packed: bool = False) -> dict[str, Any]:
         """The window's state; ``packed``: its summary as ``WindowSummary.to_packed`` (bytes
@@ -182,6 +194,8 @@ class Stream:
             if window is None:
                 window = self.open[self.next_index] = self._new(self.next_index)
                 window.first_offset = events[i].offset
+            if window.batches:
+                _unbatch(window)
             take = min(size - window.n_rows, limit - len(window.rows), n - i)
             window.rows.extend(events[i:i + take])
             window.n_rows += take
@@ -195,11 +209,78 @@ class Stream:
                 self._fold(window)
         return closed
 
+    # -- the batch path: slices of columns, numpy per chunk --------------------------
+    def add_batch(self, batch: PredictionBatch) -> list[ClosedWindow]:
+        """``add_many`` for a batch of this stream's events in offset order: the same
+        windows, chunks and closings, without an object per event."""
+        n = len(batch)
+        if not n:
+            return []
+        self.dirty = True
+        if self.duration_ms is not None:
+            return self._add_timed_batch(batch)
+        closed: list[ClosedWindow] = []
+        size, limit = self.rows or 1, self.buffer_rows
+        i = 0
+        while i < n:
+            window = self.open.get(self.next_index)
+            if window is None:
+                window = self.open[self.next_index] = self._new(self.next_index)
+                window.first_offset = int(batch.offsets[i])
+            take = min(size - window.n_rows, limit - window.buffered, n - i)
+            _put(window, batch.slice(i, i + take))
+            window.n_rows += take
+            i += take
+            if window.n_rows >= size:
+                del self.open[self.next_index]
+                self.next_index += 1
+                self._fold(window)  # sets the first and last event times
+                closed.append(self._close(window, (window.start_ms, window.end_ms)))
+            elif window.buffered >= limit:
+                self._fold(window)
+        return closed
+
+    def _add_timed_batch(self, batch: PredictionBatch) -> list[ClosedWindow]:
+        """Runs of rows of one window index in turn. Within a run the watermark can only
+        close other windows (a row's own window ends after it), and closing happens when
+        the watermark rises, so closing once after each run closes the same windows in
+        the same order as closing after each row."""
+        assert self.duration_ms is not None
+        stamps = batch.timestamps_ms
+        indexes = stamps // self.duration_ms
+        cuts = (np.flatnonzero(indexes[1:] != indexes[:-1]) + 1).tolist()
+        closed: list[ClosedWindow] = []
+        limit = self.buffer_rows
+        for start, stop in pairwise([0, *cuts, len(batch)]):
+            index = int(indexes[start])
+            if self.closed_below is not None and index < self.closed_below:
+                self.on_late(stop - start)
+                continue
+            window = self.open.get(index)
+            if window is None:
+                window = self.open[index] = self._new(index)
+                window.first_offset = int(batch.offsets[start])
+            i = start
+            while i < stop:
+                take = min(limit - window.buffered, stop - i)
+                _put(window, batch.slice(i, i + take))
+                window.n_rows += take
+                i += take
+                if window.buffered >= limit:
+                    self._fold(window)
+            top = int(stamps[start:stop].max())
+            if self.watermark_ms is None or top > self.watermark_ms:
+                self.watermark_ms = top
+                closed += self._close_due()
+        return closed
+
     def _add_counted(self, event: Prediction) -> list[ClosedWindow]:
         window = self.open.get(self.next_index)
         if window is None:
             window = self.open[self.next_index] = self._new(self.next_index)
             window.first_offset = event.offset
+        if window.batches:
+            _unbatch(window)
         rows = window.rows
         rows.append(event)
         window.n_rows += 1
@@ -229,6 +310,8 @@ class Stream:
         return []
 
     def _append(self, window: OpenWindow, event: Prediction) -> None:
+        if window.batches:
+            _unbatch(window)
         window.rows.append(event)
         window.n_rows += 1
         if len(window.rows) >= self.buffer_rows:
@@ -251,6 +334,9 @@ class Stream:
         return self._profiles_for(key)
 
     def _fold(self, window: OpenWindow) -> None:
+        if window.batches:
+            self._fold_batch(window)
+            return
         rows = window.rows
         if not rows:
             return
@@ -274,6 +360,32 @@ class Stream:
         if estimator is not None and window.confidence is not None:  # CBPE
             estimator.fold_rows(window.confidence, chunk.arrays, rows)
         window.rows = []
+
+    def _fold_batch(self, window: OpenWindow) -> None:
+        batch = PredictionBatch.concat(window.batches)
+        window.batches, window.batched = [], 0
+        stamps = batch.timestamps_ms
+        first, last = int(stamps.min()), int(stamps.max())
+        if window.start_ms is None or first < window.start_ms:
+            window.start_ms = first
+        if window.end_ms is None or last > window.end_ms:
+            window.end_ms = last
+        extra: dict[str, list[Any]] = {}
+        if self.prediction_column:
+            extra[self.prediction_column] = batch.predictions
+        if self.score_column:
+            extra[self.score_column] = batch.scores
+        profiles = self.profiles_of(window.baseline)
+        chunk: ColumnChunk | None = batch_columns(profiles, batch, extra)
+        if chunk is None:  # not the features of the window's baseline: by rows
+            chunk = to_columns(profiles, [e.features for e in batch.events()], extra)
+        window.summary.add(chunk.arrays, chunk.n_rows)
+        for name, count in chunk.type_violations.items():
+            window.summary.add_type_violations(name, count)
+        window.add_extra_keys(chunk.extra_keys)
+        estimator = None if window.confidence is None else self._estimator_for(window.baseline)
+        if estimator is not None and window.confidence is not None:  # CBPE
+            estimator.fold_class_scores(window.confidence, chunk.arrays, batch.class_scores)
 
     def _close(self, window: OpenWindow, bounds: tuple[int | None, int | None]) -> ClosedWindow:
         self._fold(window)
@@ -349,3 +461,19 @@ class Stream:
             key = data.get("baseline", self.baseline_key)
             window = OpenWindow.from_dict(data, self.profiles_of(key), key)
             self.open[window.index] = window
+
+
+def _put(window: OpenWindow, batch: PredictionBatch) -> None:
+    """Buffer a batch slice; a window holding events takes it as events."""
+    if window.rows:
+        window.rows.extend(batch.events())
+        return
+    window.batches.append(batch)
+    window.batched += len(batch)
+
+
+def _unbatch(window: OpenWindow) -> None:
+    """The window's buffered batch slices as events, before events are appended."""
+    for batch in window.batches:
+        window.rows.extend(batch.events())
+    window.batches, window.batched = [], 0
