@@ -193,6 +193,44 @@ class JoinOps(StoreOps):
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         return pairs
 
+    def take_labels(self, model: str, request_ids: Sequence[str],
+                    now_ms: int | None) -> dict[str, tuple[Any, int]]:
+        """Remove the pending labels of these requests that have not expired at ``now_ms``
+        and return them: request_id -> (label, timestamp_ms). One statement per chunk does
+        the lookup and the removal (``DELETE ... RETURNING``), so a prediction whose label
+        already waits is joined without ever being stored itself."""
+        t = schema.pending_labels
+        found: dict[str, tuple[Any, int]] = {}
+        with self._conn() as conn:
+            for chunk in chunks(request_ids, _KEYS_PER_STATEMENT):
+                where = [t.c.model == model, t.c.request_id.in_(chunk)]
+                if now_ms is not None:
+                    where.append(t.c.expires_at_ms > now_ms)
+                stmt = delete(t).where(*where).returning(t.c.request_id, t.c.label,
+                                                         t.c.timestamp_ms)
+                found.update((r.request_id, (r.label, r.timestamp_ms))
+                             for r in conn.execute(stmt))
+        return found
+
+    def take_predictions(self, model: str, request_ids: Sequence[str],
+                         now_ms: int | None) -> dict[str, PendingPrediction]:
+        """Remove the pending predictions of these requests that have not expired at
+        ``now_ms`` and return them by request id (see :meth:`take_labels`)."""
+        t = schema.pending_predictions
+        found: dict[str, PendingPrediction] = {}
+        with self._conn() as conn:
+            for chunk in chunks(request_ids, _KEYS_PER_STATEMENT):
+                where = [t.c.model == model, t.c.request_id.in_(chunk)]
+                if now_ms is not None:
+                    where.append(t.c.expires_at_ms > now_ms)
+                stmt = delete(t).where(*where).returning(
+                    t.c.request_id, t.c.version, t.c.prediction, t.c.score, t.c.scores,
+                    t.c.timestamp_ms, t.c.expires_at_ms)
+                found.update((r.request_id, PendingPrediction(
+                    model, r.request_id, r.version, r.prediction, r.timestamp_ms,
+                    r.expires_at_ms, r.score, r.scores)) for r in conn.execute(stmt))
+        return found
+
     def expire(self, now_by_model: Mapping[str, int]) -> dict[str, JoinCounts]:
         """Drop each model's pending rows whose expiry is at or before that model's clock
         (event time: one model's clock never expires another's rows); counts per model."""

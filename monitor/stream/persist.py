@@ -85,6 +85,9 @@ class _Buffers:
         return len(self.predictions) + len(self.labels)
 
 
+_Row = PendingPrediction | PendingLabel
+
+
 class Persister:
     """Collects the loop's writes and stores them in one transaction when due."""
 
@@ -255,30 +258,69 @@ class Persister:
         return marks
 
     def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
-        """Store the new join rows and return the pairs they complete, per model.
+        """Join the rows that arrived since the last persist, store the rest as pending,
+        and return the pairs completed, per model.
 
-        A prediction and its label that both arrived since the last persist are joined
-        here, in memory, and never stored as pending rows (with labels seconds behind
-        their predictions that is most of them); only the rest wait in the store.
+        No row is stored only to be found and deleted again: a prediction and its label
+        that both arrived since the last persist pair in memory; a row whose partner
+        already waits in the store takes it out in one ``DELETE ... RETURNING``; only rows
+        without a partner are stored, to wait for it. A side already past its TTL on its
+        model's clock joins nothing (it is stored, and expires).
         """
         clocks = self.event_time_ms
         for p in buffers.predictions:
             if p.timestamp_ms > clocks.get(p.model, -1):
                 clocks[p.model] = p.timestamp_ms
-        fresh, predictions, labels = _pair_in_memory(buffers, clocks)
+        pairs, predictions, labels = _pair_in_memory(buffers, clocks)
+        predictions, labels = _pair_with_store(tx, predictions, labels, clocks, pairs)
         if predictions:
             tx.add_predictions(predictions)
         if labels:
             tx.add_labels(labels)
-        keys = [(p.model, p.request_id) for p in predictions]
-        keys += [(label.model, label.request_id) for label in labels]
-        # a side already past its TTL on its model's clock no longer joins
-        pairs = fresh + (tx.join(keys, now_by_model=clocks) if keys else [])
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         by_model: dict[str, list[Any]] = {}
         for pair in pairs:
             by_model.setdefault(pair.model, []).append(pair)
         return by_model
+
+
+def _live(rows: list[_Row], clocks: Mapping[str, int]) -> dict[str, dict[str, _Row]]:
+    """The newest copy of each (model, request_id) not yet expired, by model."""
+    out: dict[str, dict[str, _Row]] = {}
+    for row in rows:
+        now = clocks.get(row.model)
+        if now is None or row.expires_at_ms > now:
+            out.setdefault(row.model, {})[row.request_id] = row
+    return out
+
+
+def _pair_with_store(tx: Transaction, predictions: list[PendingPrediction],
+                     labels: list[PendingLabel], clocks: Mapping[str, int],
+                     pairs: list[JoinedPair]
+                     ) -> tuple[list[PendingPrediction], list[PendingLabel]]:
+    """Pair rows with partners waiting in the store (appended to ``pairs``); returns the
+    rows left to store. (The predictions and labels given share no key.)"""
+    joined: set[tuple[str, str]] = set()
+    for model, rows in _live(list(predictions), clocks).items():
+        found = tx.take_labels(model, list(rows), clocks.get(model))
+        for rid, (label, label_ms) in found.items():
+            p = rows[rid]
+            assert isinstance(p, PendingPrediction)
+            pairs.append(JoinedPair(model, rid, p.version, p.prediction, p.score, p.scores,
+                                    label, p.timestamp_ms, label_ms))
+            joined.add((model, rid))
+    for model, rows in _live(list(labels), clocks).items():
+        waiting = tx.take_predictions(model, list(rows), clocks.get(model))
+        for rid, p in waiting.items():
+            lab = rows[rid]
+            assert isinstance(lab, PendingLabel)
+            pairs.append(JoinedPair(model, rid, p.version, p.prediction, p.score, p.scores,
+                                    lab.label, p.timestamp_ms, lab.timestamp_ms))
+            joined.add((model, rid))
+    if not joined:
+        return predictions, labels
+    return ([p for p in predictions if (p.model, p.request_id) not in joined],
+            [lab for lab in labels if (lab.model, lab.request_id) not in joined])
 
 
 def _pair_in_memory(buffers: _Buffers, clocks: Mapping[str, int]

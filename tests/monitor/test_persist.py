@@ -19,8 +19,7 @@ from prometheus_client import CollectorRegistry
 from monitor.baseline import Baseline
 from monitor.ingest import Label, Prediction
 from monitor.metrics import Metrics
-from monitor.store import Store, Transaction
-from monitor.stream import persist as persist_module
+from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.export import export
 from monitor.stream.partitions import Partitions
 from monitor.stream.persist import Persister
@@ -29,7 +28,6 @@ from tests.monitor.test_windows import ROWS, baseline, data, events, pipeline
 __all__ = ["baseline", "data"]  # fixtures used here
 
 GROUP = "driftloop"
-PAIR_IN_MEMORY = persist_module._pair_in_memory
 
 
 class Clock:
@@ -214,38 +212,68 @@ def test_a_prediction_and_its_label_in_one_persist_join_without_pending_rows(
     assert sum(inserted) == 10  # only the predictions without their label yet
     late = _feed_join(h, [("l", f"r{i}", 200) for i in range(40, 50)], ttl=3600)
     assert sorted(p.request_id for p in late) == sorted(f"r{i}" for i in range(40, 50))
+    assert sum(inserted) == 10  # the late labels found their predictions: not stored
     with h.store._engine.connect() as conn:
         left = conn.exec_driver_sql("SELECT count(*) FROM pending_predictions").scalar()
     assert left == 0
 
 
-@settings(max_examples=40, deadline=None,
+def _store_alone(path: Path, script: list[tuple[str, str, int]], ttl: float) -> list[Any]:
+    """The reference: every row stored, then joined in the store (``Store.join``)."""
+    store = Store(f"sqlite:///{path}")
+    clocks: dict[str, int] = {}
+    pairs: list[Any] = []
+    segments: list[list[tuple[str, str, int]]] = [[]]
+    for step in script:
+        if step[0] == "|":
+            segments.append([])
+        else:
+            segments[-1].append(step)
+    with store:
+        for segment in segments:
+            predictions = [PendingPrediction("carloan", rid, "1", 1, at * 1000,
+                                             int((at + ttl) * 1000), 0.75)
+                           for kind, rid, at in segment if kind == "p"]
+            labels = [PendingLabel("carloan", rid, 1, at * 1000, int((at + ttl) * 1000))
+                      for kind, rid, at in segment if kind == "l"]
+            for p in predictions:
+                clocks[p.model] = max(clocks.get(p.model, -1), p.timestamp_ms)
+            with store.transaction() as tx:
+                tx.add_predictions(predictions)
+                tx.add_labels(labels)
+                keys = [("carloan", r.request_id) for r in predictions]
+                keys += [("carloan", r.request_id) for r in labels]
+                pairs += tx.join(keys, now_by_model=clocks) if keys else []
+    return pairs
+
+
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(
     st.tuples(st.sampled_from(["p", "l"]), st.sampled_from([f"r{i}" for i in range(8)]),
               st.integers(0, 40)),
     st.just(("|", "", 0))), max_size=40))
-def test_joining_in_memory_completes_the_same_pairs_as_the_store_alone(
+def test_the_persister_completes_the_same_pairs_as_storing_every_row(
         tmp_path_factory: pytest.TempPathFactory, baseline: Baseline,
         script: list[tuple[str, str, int]]) -> None:
-    """Duplicated ids, labels before predictions, sides past their TTL (10 s here) on the
-    model's clock: the pairs are those of storing every row and joining in the store."""
-    def run(in_memory: bool) -> list[tuple[Any, ...]]:
-        h = Harness(tmp_path_factory.mktemp("join") / "state.db", baseline)
-        if not in_memory:
-            persist_module._pair_in_memory = lambda b, c: ([], b.predictions, b.labels)
-        try:
-            pairs = _feed_join(h, script, ttl=10)
-        finally:
-            persist_module._pair_in_memory = PAIR_IN_MEMORY
-        h.store.close()
-        return [(p.request_id, p.version, p.prediction, p.score, p.label,
-                 p.prediction_timestamp_ms, p.label_timestamp_ms) for p in pairs]
+    """Labels before or after their predictions, in one persist or across several, sides
+    past their TTL (10 s here) on the model's clock, repeated ids: the persister (pairs
+    in memory, partners taken from the store, only the rest stored) completes the pairs
+    that storing every row and joining in the store completes."""
+    def key(p: Any) -> tuple[Any, ...]:
+        return (p.request_id, p.version, p.prediction, p.score, p.label,
+                p.prediction_timestamp_ms, p.label_timestamp_ms)
 
-    # an id stored by an earlier persist and duplicated later is left to its TTL by the
-    # in-memory join (the store would overwrite it): compare scripts without such repeats
+    # an id stored by an earlier persist and repeated later is left to its TTL when its
+    # partner arrives with the repeat (the store would overwrite it): compare scripts
+    # without such repeats
     assume(not _repeats_a_stored_id(script))
-    assert run(True) == run(False)
+    h = Harness(tmp_path_factory.mktemp("join") / "state.db", baseline)
+    got = [key(p) for p in _feed_join(h, script, ttl=10)]
+    h.store.close()
+    want = [key(p) for p in _store_alone(tmp_path_factory.mktemp("ref") / "state.db",
+                                         script, ttl=10)]
+    assert sorted(got) == sorted(want)
 
 
 def _repeats_a_stored_id(script: list[tuple[str, str, int]]) -> bool:
