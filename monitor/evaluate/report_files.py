@@ -20,6 +20,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -69,10 +70,18 @@ class ReportFiles:
             raise ValueError(f"reports keep: got {keep}, expected a positive integer")
         self.directory = None if directory is None else Path(directory)
         self.keep = keep
+        self._temporary = False  # the directory is one this object made
+
+    def close(self) -> None:
+        """Remove the temporary directory this object made (a configured one stays)."""
+        if self._temporary and self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self._temporary = False
 
     def _root(self) -> Path:
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="driftloop-reports-"))
+            self._temporary = True
             log.info("drift reports go to %s (set reports.dir to keep them elsewhere)",
                      self.directory)
         return self.directory

@@ -93,6 +93,8 @@ class Runtime:
             self.canary.close()
         self.loop.close()
         self.store.close()
+        if self.reports is not None:
+            self.reports.close()  # a temporary report folder goes with the process
 
 
 def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:

@@ -103,3 +103,18 @@ def test_reports_dir_is_configured_or_beside_a_sqlite_file_or_temporary(
         state: str, reports: str | None, want: Path | None) -> None:
     config = Config.model_validate({"state": {"url": state}, "reports": {"dir": reports}})
     assert reports_dir(config) == want
+
+
+def test_a_temporary_report_folder_goes_with_the_process_and_a_configured_one_stays(
+        tmp_path: Path) -> None:
+    temporary = ReportFiles(None, keep=3)
+    stored = temporary.write("carloan", "1", "p0:0", "<html></html>", {"end": "x"})
+    folder = temporary.directory
+    assert folder is not None and stored.html_path.is_relative_to(folder) and folder.is_dir()
+    temporary.close()
+    assert not folder.exists()
+    configured = ReportFiles(tmp_path / "reports", keep=3)
+    configured.write("carloan", "1", "p0:0", "<html></html>", {"end": "x"})
+    configured.close()
+    assert (tmp_path / "reports").is_dir()
+    ReportFiles(None, keep=3).close()  # nothing written, nothing made: nothing to remove
