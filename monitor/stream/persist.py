@@ -285,12 +285,17 @@ class Persister:
 
 
 def _live(rows: list[_Row], clocks: Mapping[str, int]) -> dict[str, dict[str, _Row]]:
-    """The newest copy of each (model, request_id) not yet expired, by model."""
-    out: dict[str, dict[str, _Row]] = {}
+    """The newest copy of each (model, request_id), by model, unless it has expired (an
+    older copy does not stand in for it: the store's upsert would have replaced it)."""
+    newest: dict[str, dict[str, _Row]] = {}
     for row in rows:
-        now = clocks.get(row.model)
-        if now is None or row.expires_at_ms > now:
-            out.setdefault(row.model, {})[row.request_id] = row
+        newest.setdefault(row.model, {})[row.request_id] = row
+    out: dict[str, dict[str, _Row]] = {}
+    for model, by_id in newest.items():
+        now = clocks.get(model)
+        live = {rid: row for rid, row in by_id.items() if now is None or row.expires_at_ms > now}
+        if live:
+            out[model] = live
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
@@ -253,6 +253,9 @@ def _store_alone(path: Path, script: list[tuple[str, str, int]], ttl: float) -> 
     st.tuples(st.sampled_from(["p", "l"]), st.sampled_from([f"r{i}" for i in range(8)]),
               st.integers(0, 40)),
     st.just(("|", "", 0))), max_size=40))
+# a repeated prediction whose newest copy expired while an older one did not: no join
+@example([("l", "r1", 100), ("|", "", 0), ("p", "r1", 105), ("p", "r1", 90),
+          ("p", "r2", 106)])
 def test_the_persister_completes_the_same_pairs_as_storing_every_row(
         tmp_path_factory: pytest.TempPathFactory, baseline: Baseline,
         script: list[tuple[str, str, int]]) -> None:
@@ -283,7 +286,7 @@ def _repeats_a_stored_id(script: list[tuple[str, str, int]]) -> bool:
         if kind == "|":
             seen |= current
             current = set()
-        elif (kind, rid) in seen or (kind, rid) in current:
+        elif (kind, rid) in seen:
             return True
         else:
             current.add((kind, rid))
