@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, Table, and_, delete, func, select
 
 from monitor.store import schema
 from monitor.store.engine import StoreOps, chunks, upsert
@@ -200,35 +200,32 @@ class JoinOps(StoreOps):
         the lookup and the removal (``DELETE ... RETURNING``), so a prediction whose label
         already waits is joined without ever being stored itself."""
         t = schema.pending_labels
-        found: dict[str, tuple[Any, int]] = {}
-        with self._conn() as conn:
-            for chunk in chunks(request_ids, _KEYS_PER_STATEMENT):
-                where = [t.c.model == model, t.c.request_id.in_(chunk)]
-                if now_ms is not None:
-                    where.append(t.c.expires_at_ms > now_ms)
-                stmt = delete(t).where(*where).returning(t.c.request_id, t.c.label,
-                                                         t.c.timestamp_ms)
-                found.update((r.request_id, (r.label, r.timestamp_ms))
-                             for r in conn.execute(stmt))
-        return found
+        rows = self._take(t, model, request_ids, now_ms, (t.c.label, t.c.timestamp_ms))
+        return {r.request_id: (r.label, r.timestamp_ms) for r in rows}
 
     def take_predictions(self, model: str, request_ids: Sequence[str],
                          now_ms: int | None) -> dict[str, PendingPrediction]:
         """Remove the pending predictions of these requests that have not expired at
         ``now_ms`` and return them by request id (see :meth:`take_labels`)."""
         t = schema.pending_predictions
-        found: dict[str, PendingPrediction] = {}
+        rows = self._take(t, model, request_ids, now_ms,
+                          (t.c.version, t.c.prediction, t.c.score, t.c.scores,
+                           t.c.timestamp_ms, t.c.expires_at_ms))
+        return {r.request_id: PendingPrediction(model, r.request_id, r.version, r.prediction,
+                                                r.timestamp_ms, r.expires_at_ms, r.score,
+                                                r.scores)
+                for r in rows}
+
+    def _take(self, table: Table, model: str, request_ids: Sequence[str],
+              now_ms: int | None, columns: Sequence[Any]) -> list[Any]:
+        found: list[Any] = []
         with self._conn() as conn:
             for chunk in chunks(request_ids, _KEYS_PER_STATEMENT):
-                where = [t.c.model == model, t.c.request_id.in_(chunk)]
+                where = [table.c.model == model, table.c.request_id.in_(chunk)]
                 if now_ms is not None:
-                    where.append(t.c.expires_at_ms > now_ms)
-                stmt = delete(t).where(*where).returning(
-                    t.c.request_id, t.c.version, t.c.prediction, t.c.score, t.c.scores,
-                    t.c.timestamp_ms, t.c.expires_at_ms)
-                found.update((r.request_id, PendingPrediction(
-                    model, r.request_id, r.version, r.prediction, r.timestamp_ms,
-                    r.expires_at_ms, r.score, r.scores)) for r in conn.execute(stmt))
+                    where.append(table.c.expires_at_ms > now_ms)
+                stmt = delete(table).where(*where).returning(table.c.request_id, *columns)
+                found.extend(conn.execute(stmt))
         return found
 
     def expire(self, now_by_model: Mapping[str, int]) -> dict[str, JoinCounts]:

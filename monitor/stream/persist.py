@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor.ingest import Label, Prediction
 from monitor.ingest.batch import PredictionBatch
@@ -85,7 +85,7 @@ class _Buffers:
         return len(self.predictions) + len(self.labels)
 
 
-_Row = PendingPrediction | PendingLabel
+_RowT = TypeVar("_RowT", PendingPrediction, PendingLabel)
 
 
 class Persister:
@@ -264,19 +264,40 @@ class Persister:
         No row is stored only to be found and deleted again: a prediction and its label
         that both arrived since the last persist pair in memory; a row whose partner
         already waits in the store takes it out in one ``DELETE ... RETURNING``; only rows
-        without a partner are stored, to wait for it. A side already past its TTL on its
-        model's clock joins nothing (it is stored, and expires).
+        without a partner are stored, to wait for it. The newest copy of a request id
+        stands for it, as the store's upsert would have it, and a side already past its TTL
+        on its model's clock joins nothing (it is stored, and expires).
         """
         clocks = self.event_time_ms
         for p in buffers.predictions:
             if p.timestamp_ms > clocks.get(p.model, -1):
                 clocks[p.model] = p.timestamp_ms
-        pairs, predictions, labels = _pair_in_memory(buffers, clocks)
-        predictions, labels = _pair_with_store(tx, predictions, labels, clocks, pairs)
-        if predictions:
-            tx.add_predictions(predictions)
-        if labels:
-            tx.add_labels(labels)
+        predictions = _newest(buffers.predictions)
+        labels = _newest(buffers.labels)
+        pairs: list[JoinedPair] = []
+        for model in predictions.keys() | labels.keys():
+            now = clocks.get(model)
+            mine = predictions.get(model, {})
+            theirs = labels.get(model, {})
+            live_p = {rid: p for rid, p in mine.items() if now is None or p.expires_at_ms > now}
+            live_l = {rid: lab for rid, lab in theirs.items()
+                      if now is None or lab.expires_at_ms > now}
+            for rid in live_p.keys() & live_l.keys():
+                pairs.append(_pair(live_p[rid], live_l[rid].label, live_l[rid].timestamp_ms))
+            # a row takes a stored partner only when no copy of its partner came with it
+            alone = [rid for rid in live_p if rid not in theirs]
+            for rid, (label, label_ms) in tx.take_labels(model, alone, now).items():
+                pairs.append(_pair(live_p[rid], label, label_ms))
+            alone = [rid for rid in live_l if rid not in mine]
+            for rid, waiting in tx.take_predictions(model, alone, now).items():
+                pairs.append(_pair(waiting, live_l[rid].label, live_l[rid].timestamp_ms))
+        joined = {(pair.model, pair.request_id) for pair in pairs}
+        rest_p = [p for p in buffers.predictions if (p.model, p.request_id) not in joined]
+        rest_l = [lab for lab in buffers.labels if (lab.model, lab.request_id) not in joined]
+        if rest_p:
+            tx.add_predictions(rest_p)
+        if rest_l:
+            tx.add_labels(rest_l)
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         by_model: dict[str, list[Any]] = {}
         for pair in pairs:
@@ -284,76 +305,14 @@ class Persister:
         return by_model
 
 
-def _live(rows: list[_Row], clocks: Mapping[str, int]) -> dict[str, dict[str, _Row]]:
-    """The newest copy of each (model, request_id), by model, unless it has expired (an
-    older copy does not stand in for it: the store's upsert would have replaced it)."""
-    newest: dict[str, dict[str, _Row]] = {}
+def _newest(rows: Sequence[_RowT]) -> dict[str, dict[str, _RowT]]:
+    """The last copy of each request id, by model (rows come in offset order)."""
+    out: dict[str, dict[str, _RowT]] = {}
     for row in rows:
-        newest.setdefault(row.model, {})[row.request_id] = row
-    out: dict[str, dict[str, _Row]] = {}
-    for model, by_id in newest.items():
-        now = clocks.get(model)
-        live = {rid: row for rid, row in by_id.items() if now is None or row.expires_at_ms > now}
-        if live:
-            out[model] = live
+        out.setdefault(row.model, {})[row.request_id] = row
     return out
 
 
-def _pair_with_store(tx: Transaction, predictions: list[PendingPrediction],
-                     labels: list[PendingLabel], clocks: Mapping[str, int],
-                     pairs: list[JoinedPair]
-                     ) -> tuple[list[PendingPrediction], list[PendingLabel]]:
-    """Pair rows with partners waiting in the store (appended to ``pairs``); returns the
-    rows left to store. (The predictions and labels given share no key.)"""
-    joined: set[tuple[str, str]] = set()
-    for model, rows in _live(list(predictions), clocks).items():
-        found = tx.take_labels(model, list(rows), clocks.get(model))
-        for rid, (label, label_ms) in found.items():
-            p = rows[rid]
-            assert isinstance(p, PendingPrediction)
-            pairs.append(JoinedPair(model, rid, p.version, p.prediction, p.score, p.scores,
-                                    label, p.timestamp_ms, label_ms))
-            joined.add((model, rid))
-    for model, rows in _live(list(labels), clocks).items():
-        waiting = tx.take_predictions(model, list(rows), clocks.get(model))
-        for rid, p in waiting.items():
-            lab = rows[rid]
-            assert isinstance(lab, PendingLabel)
-            pairs.append(JoinedPair(model, rid, p.version, p.prediction, p.score, p.scores,
-                                    lab.label, p.timestamp_ms, lab.timestamp_ms))
-            joined.add((model, rid))
-    if not joined:
-        return predictions, labels
-    return ([p for p in predictions if (p.model, p.request_id) not in joined],
-            [lab for lab in labels if (lab.model, lab.request_id) not in joined])
-
-
-def _pair_in_memory(buffers: _Buffers, clocks: Mapping[str, int]
-                    ) -> tuple[list[JoinedPair], list[PendingPrediction], list[PendingLabel]]:
-    """Pairs among the buffered rows, and the rows left to wait in the store.
-
-    The newest copy of a (model, request_id) wins, as the store's upsert would have it;
-    a side already past its TTL on its model's clock goes to the store, which lets it
-    expire. (An older copy of a key stored by an earlier persist is left to its TTL
-    instead of being overwritten: only a duplicated request id has one.)
-    """
-    if not buffers.predictions or not buffers.labels:
-        return [], buffers.predictions, buffers.labels
-    newest_prediction = {(p.model, p.request_id): p for p in buffers.predictions}
-    newest_label = {(lab.model, lab.request_id): lab for lab in buffers.labels}
-    pairs: list[JoinedPair] = []
-    for key, label in newest_label.items():
-        p = newest_prediction.get(key)
-        if p is None:
-            continue
-        now = clocks.get(p.model)
-        if now is not None and (p.expires_at_ms <= now or label.expires_at_ms <= now):
-            continue
-        pairs.append(JoinedPair(p.model, p.request_id, p.version, p.prediction, p.score,
-                                p.scores, label.label, p.timestamp_ms, label.timestamp_ms))
-    if not pairs:
-        return [], buffers.predictions, buffers.labels
-    joined = {(pair.model, pair.request_id) for pair in pairs}
-    return (pairs,
-            [p for p in buffers.predictions if (p.model, p.request_id) not in joined],
-            [lab for lab in buffers.labels if (lab.model, lab.request_id) not in joined])
+def _pair(p: PendingPrediction, label: Any, label_ms: int) -> JoinedPair:
+    return JoinedPair(p.model, p.request_id, p.version, p.prediction, p.score, p.scores,
+                      label, p.timestamp_ms, label_ms)
