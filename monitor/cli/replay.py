@@ -14,10 +14,12 @@ import numpy as np
 import orjson
 import pandas as pd
 
-__all__ = ["label_events", "prediction_events", "produce"]
+__all__ = ["label_events", "plain", "prediction_events", "produce"]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON-ready scalar: numpy numbers and booleans as Python's, NaN and pandas' missing
+    values as null, timestamps as RFC 3339 text."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, np.bool_ | bool):
@@ -52,13 +54,13 @@ def prediction_events(
         event: dict[str, Any] = {
             "model": model,
             "version": version,
-            "request_id": str(_plain(ids[i])),
-            "timestamp": _plain(times[i]),
-            "features": {name: _plain(values[i]) for name, values in columns.items()},
-            "prediction": _plain(predictions[i]),
+            "request_id": str(plain(ids[i])),
+            "timestamp": plain(times[i]),
+            "features": {name: plain(values[i]) for name, values in columns.items()},
+            "prediction": plain(predictions[i]),
         }
         if scores is not None:
-            event["score"] = _plain(scores[i])
+            event["score"] = plain(scores[i])
         yield event["request_id"].encode(), orjson.dumps(event)
 
 
@@ -68,8 +70,8 @@ def label_events(frame: pd.DataFrame, *, model: str, label: str, request_id: str
     labels = frame[label].tolist()
     times = frame[timestamp].tolist() if timestamp else None
     for i in range(len(frame)):
-        event = {"model": model, "request_id": str(_plain(ids[i])), "label": _plain(labels[i]),
-                 "timestamp": _plain(times[i]) if times else "2019-12-01T00:00:00Z"}
+        event = {"model": model, "request_id": str(plain(ids[i])), "label": plain(labels[i]),
+                 "timestamp": plain(times[i]) if times else "2019-12-01T00:00:00Z"}
         yield event["request_id"].encode(), orjson.dumps(event)
 
 

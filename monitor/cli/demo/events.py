@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
+
+from monitor.cli.replay import plain
 
 __all__ = [
     "KSERVE_REQUEST",
@@ -40,19 +41,6 @@ class Record:
     key: bytes
     value: bytes
     headers: Headers
-
-
-def plain(value: Any) -> Any:
-    """A JSON-ready scalar: numpy numbers and booleans as Python's; NaN as null."""
-    if value is None:
-        return None
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    return value
 
 
 def native_record(*, model: str, version: str, request_id: str, timestamp: str,
