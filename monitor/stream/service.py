@@ -49,7 +49,7 @@ from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
-from monitor.stream.records import RecordReader, RunEvents
+from monitor.stream.records import RecordReader, RunEvents, runs_of
 from monitor.stream.report_rows import ReportRows
 from monitor.stream.windows import ClosedWindow
 
@@ -105,7 +105,12 @@ class Service:
         self.group = config.kafka.group_id
         self.member = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions = Partitions()
-        self.persister = Persister(store, pipelines, self.group, clock)
+        # KServe pairs cannot be replayed exactly (a pair may span partitions, the joiner's
+        # capacity evicts across them): with CloudEvents, every persist writes dirty streams
+        self.persister = Persister(
+            store, pipelines, self.group, clock, topic=config.kafka.predictions_topic,
+            snapshot_interval=0.0 if decoder.cloudevents
+            else config.kafka.snapshot_interval_seconds)
         self.reader = RecordReader(
             decoder, pipelines, lambda: self.dead_letters,
             on_dead_letter=None if arms is None else
@@ -155,8 +160,11 @@ class Service:
                         self.persister.counts[(model, "", "label")] += n
                     stats.labels += len(labels)
                 else:
-                    for (model, version), run in self.reader.prediction_runs(key, records,
-                                                                             handled):
+                    runs = self.reader.prediction_runs(key, records, handled)
+                    for (model, version), replayed in runs_of(self.decoder.take_replayed()):
+                        self.pipelines[model].replay(version, key[1], replayed,
+                                                     int(self.clock() * 1000))
+                    for (model, version), run in runs:
                         self._on_predictions(model, version, key[1], run)
                         self.persister.counts[(model, version, "prediction")] += len(run)
                         stats.predictions += len(run)
@@ -275,6 +283,11 @@ class Service:
                        for tp in wanted}
             seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
                                           current, epochs)
+            handled = {tp: self.partitions.handled(tp) for tp in wanted if tp in marks}
+            self.persister.rebuild(marks, handled)
+            for tp in handled:  # the records since the streams' snapshots, read again
+                if tp in seeks and self.partitions.handled(tp) == marks[tp].processed:
+                    seeks[tp] = min(seeks[tp], marks[tp].replay_start)
             for tp in wanted:
                 unread = self._unread.pop(tp, None)
                 if tp not in seeks and unread is not None:
@@ -317,6 +330,7 @@ class Service:
                 pipeline.restore_performance({})
             assigned = set(assigned)
             self.decoder.joiner.drop_partitions(assigned | set(self.partitions.processed))
+            self.decoder.take_replayed()  # of the failed step: read again after the seek
             self.partitions.clear()
             self.persister.discard()
             if self.report_rows is not None:
