@@ -92,7 +92,7 @@ class Run:
         self.store = Store(f"sqlite:///{path}", clock=clock)
         self.service = Service(self.config, {"carloan": self.pipeline}, self.store,
                                Metrics(CollectorRegistry()), decoder, log,  # type: ignore[arg-type]
-                               Letters(), clock=clock)  # type: ignore[arg-type]
+                               Letters(), clock=clock)
         self.log, self.clock = log, clock
         self.log.position = self.service.restore([TP]).get(TP, 0)
         self.bytes: list[int] = []
@@ -226,7 +226,7 @@ def test_a_mark_written_before_snapshots_still_restores(
         if run.log.position == 200:
             run.service.persist(force=True)
             mark = run.service.persister.stored_marks[TP]
-            old = {"processed": mark.processed, "topic_id": None, "pending": []}
+            old: dict[str, Any] = {"processed": mark.processed, "topic_id": None, "pending": []}
             with run.store.transaction() as tx:
                 tx.save_checkpoint(ALL_MODELS, TOPIC, PartitionMark.kind(0), old, {})
 
