@@ -6,10 +6,19 @@ for their label and labels waiting for their prediction (:class:`Persister`).
 :meth:`Persister.write` stores, in ONE transaction: the closed windows' results
 (upserts keyed by their identity, so a replay overwrites), the label-join rows and
 the joins they complete, the realized-performance windows those joins close, the
-checkpoint of every stream whose open windows changed, the per-partition processed
-marks that moved and the commit offsets (what did not change is not written again;
-``Persisted.checkpoint_bytes`` reports the checkpoint bytes written). Either all of it
-is stored or none of it is, which is the exactly-once effect of design section 9.
+checkpoint of each stream whose open windows changed and whose snapshot is due, the
+per-partition processed marks that moved and the commit offsets (what did not change is
+not written again; ``Persisted.checkpoint_bytes`` reports the checkpoint bytes written).
+Either all of it is stored or none of it is, which is the exactly-once effect of design
+section 9.
+
+Snapshots: a changed stream's state is written at most every ``snapshot_interval``
+(``kafka.snapshot_interval_seconds``), at once when the persist is forced or when it
+changed by what a replay of its partition cannot repeat (``Stream.must_snapshot``). Its
+checkpoint says the partition offset it covers; the processed mark says from where a
+restart reads the partition again (``replay_from``) and which streams it rebuilds from
+nothing (``fresh``), so the state of a stream not written is the fold of its stored
+checkpoint and the records since (see docs/internals.md, "How a restart gets it back").
 
 When: closed windows are written at once, but not more than every
 ``WINDOW_PERSIST_SECONDS`` (under load windows close many times a second, and each
@@ -172,8 +181,8 @@ class Persister:
               force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
-        partition since this process took it. ``force`` changes nothing here (a forced
-        persist is due at once, but stores only what changed, like any other)."""
+        partition since this process took it. ``force``: every dirty stream is written,
+        whatever its snapshot interval (a revoke, shutdown)."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}

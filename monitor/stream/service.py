@@ -8,16 +8,24 @@
 3. update the windows of each (model, version, partition);
 4. evaluate the windows that closed (also those an idle or retired stream closes);
 5. persist in one transaction (:mod:`monitor.stream.persist`): window results,
-   label-join rows and joins, open-window checkpoints and the next offsets;
+   label-join rows and joins, the open-window checkpoints whose snapshot is due, the
+   processed marks and the next offsets;
 6. export metrics;
 7. hand the results to the reactor, which queues them for its scheduled job;
 8. commit the offsets to Kafka (for lag tooling; the store's are the truth): the
    consumer loop does, with the positions ``persist`` returns.
 
-Invariant: the offsets stored with a checkpoint are exactly those of the events
-folded into it, so a restart (even ``kill -9``) restores the checkpoints, seeks
-to the stored offsets and neither loses nor double counts an event. Dead letters
-are flushed before the offsets that pass their records are stored.
+Invariant: every stream checkpoint says the partition offset it covers (the events
+folded into it are exactly those below), and the processed mark stored with the
+offsets says from where a restart must read again (``replay_from``: the lowest
+offset a stream not written since it changed covers) and which streams have no
+checkpoint yet (``fresh``). A restart (even ``kill -9``) restores the checkpoints,
+seeks to the lower of the stored offset and ``replay_from``, folds each record
+below the processed mark only into the streams whose stored state does not hold it
+yet (nothing else happens for it), and from the mark on goes on as before: no event
+is lost or counted twice. The records read again are at most
+``kafka.snapshot_interval_seconds`` of the partition's events. Dead letters are
+flushed before the offsets that pass their records are stored.
 
 Ownership: :meth:`restore` takes newly assigned partitions in the store (their
 fencing epoch goes up) *before* reading their checkpoints, and every persist
