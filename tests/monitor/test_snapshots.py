@@ -234,3 +234,10 @@ def test_a_mark_written_before_snapshots_still_restores(
                              crashes=(10,), between=old_marks)
     assert replayed == [0]
     assert outcome(crashed) == outcome(whole)
+
+
+def test_a_mark_round_trips_and_an_old_one_replays_nothing() -> None:
+    mark = PartitionMark(120, "id", ("ce",), 40, (("carloan", "2", 90),))
+    assert PartitionMark.from_dict(json.loads(json.dumps(mark.to_dict()))) == mark
+    old = PartitionMark.from_dict({"processed": 120, "topic_id": None, "pending": []})
+    assert (old.replay_start, old.fresh) == (120, ())
