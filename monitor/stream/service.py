@@ -296,9 +296,9 @@ class Service:
             for tp in handled:  # the records since the streams' snapshots, read again
                 if tp in seeks and self.partitions.handled(tp) == marks[tp].processed:
                     seeks[tp] = min(seeks[tp], marks[tp].replay_start)
-                    if seeks[tp] < marks[tp].processed:
+                    if marks[tp].replay_start < marks[tp].processed:
                         log.info("%s[%d]: reading offsets %d..%d again to rebuild its streams",
-                                 tp[0], tp[1], seeks[tp], marks[tp].processed - 1)
+                                 tp[0], tp[1], marks[tp].replay_start, marks[tp].processed - 1)
             for tp in wanted:
                 unread = self._unread.pop(tp, None)
                 if tp not in seeks and unread is not None:
