@@ -67,6 +67,11 @@ class KafkaConfig(Section):
     smaller poll leaves the next fetch waiting."""
     commit_interval_seconds: Duration = 5.0
     """How often open windows are checkpointed and offsets stored when no window closes."""
+    snapshot_interval_seconds: Duration = 10.0
+    """How often the full state of a stream (its open windows) is written; persists in between
+    store only what cannot be re-read from Kafka, and a restart re-reads the records since each
+    stream's last snapshot (at most this interval times the event rate). 0: every persist.
+    Not used with the kserve or oip formats (their streams are written at every persist)."""
     endpoint_versions: dict[str, str] = Field(default_factory=dict)
     """KServe ce_endpoint (default, canary) -> model version. Without an entry the version is
     the OIP body's model_version, else the endpoint's name."""

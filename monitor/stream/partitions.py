@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ALL_MODELS", "PartitionMark", "Partitions", "TopicPartitionKey", "topic_id"]
+__all__ = ["ALL_MODELS", "PartitionMark", "Partitions", "Replay", "TopicPartitionKey",
+           "topic_id"]
 
 log = logging.getLogger("driftloop.service")
 
@@ -49,12 +50,18 @@ def topic_id(consumer: Any, topic: str) -> str | None:
 
 @dataclass(frozen=True)
 class PartitionMark:
-    """A stored processed mark: the next offset to handle, the topic incarnation, and the
-    KServe halves of the partition still waiting for their partner."""
+    """A stored processed mark: the next offset to handle, the topic incarnation, the
+    KServe halves of the partition still waiting for their partner, and what a restart
+    re-reads to rebuild the streams whose state was not written since it changed:
+    ``replay_from``, the lowest offset to read again (None: ``processed``, as a mark
+    written before snapshots were has it), and ``fresh``, the (model, version, first
+    offset) of the partition's streams that have no stored checkpoint at all."""
 
     processed: int
     topic_id: str | None
     pending: tuple[str, ...] = ()
+    replay_from: int | None = None
+    fresh: tuple[tuple[str, str, int], ...] = ()
 
     @staticmethod
     def kind(partition: int) -> str:
@@ -64,14 +71,32 @@ class PartitionMark:
     def partition_of(kind: str) -> int | None:
         return int(kind.removeprefix(_MARK_PREFIX)) if kind.startswith(_MARK_PREFIX) else None
 
+    @property
+    def replay_start(self) -> int:
+        """The lowest offset a restart must read again for the partition's streams."""
+        return self.processed if self.replay_from is None else self.replay_from
+
     def to_dict(self) -> dict[str, Any]:
         return {"processed": self.processed, "topic_id": self.topic_id,
-                "pending": list(self.pending)}
+                "pending": list(self.pending), "replay_from": self.replay_from,
+                "fresh": [list(f) for f in self.fresh]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PartitionMark:
+        replay_from = data.get("replay_from")
         return cls(int(data["processed"]), data.get("topic_id"),
-                   tuple(str(i) for i in data.get("pending") or ()))
+                   tuple(str(i) for i in data.get("pending") or ()),
+                   None if replay_from is None else int(replay_from),
+                   tuple((str(m), str(v), int(o)) for m, v, o in data.get("fresh") or ()))
+
+
+@dataclass
+class Replay:
+    """What a restart must read again of one partition to rebuild its streams: from
+    ``start``, and the streams to rebuild from nothing, (model, version, first offset)."""
+
+    start: int
+    fresh: list[tuple[str, str, int]]
 
 
 class Partitions:
@@ -142,13 +167,21 @@ class Partitions:
         self.epochs.clear()
         self.dirty = False
 
-    def marks(self, pending: Mapping[TopicPartitionKey, list[str]] | None = None
+    def marks(self, pending: Mapping[TopicPartitionKey, list[str]] | None = None,
+              replays: Mapping[TopicPartitionKey, Replay] | None = None
               ) -> dict[TopicPartitionKey, PartitionMark]:
         """What to store: the id read at assignment, not the current one (metadata may
-        already name a re-created topic while these offsets still count the old one)."""
-        pending = pending or {}
-        return {tp: PartitionMark(offset, self.topic_ids.get(tp), tuple(pending.get(tp, ())))
-                for tp, offset in self.processed.items()}
+        already name a re-created topic while these offsets still count the old one);
+        ``replays``: what a restart must read again per partition (none: nothing)."""
+        pending, replays = pending or {}, replays or {}
+        marks = {}
+        for tp, offset in self.processed.items():
+            replay = replays.get(tp)
+            marks[tp] = PartitionMark(
+                offset, self.topic_ids.get(tp), tuple(pending.get(tp, ())),
+                None if replay is None else min(offset, replay.start),
+                () if replay is None else tuple(sorted(replay.fresh)))
+        return marks
 
     def commit_positions(
         self, held_back: Mapping[TopicPartitionKey, int]

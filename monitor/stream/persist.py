@@ -6,10 +6,19 @@ for their label and labels waiting for their prediction (:class:`Persister`).
 :meth:`Persister.write` stores, in ONE transaction: the closed windows' results
 (upserts keyed by their identity, so a replay overwrites), the label-join rows and
 the joins they complete, the realized-performance windows those joins close, the
-checkpoint of every stream whose open windows changed, the per-partition processed
-marks that moved and the commit offsets (what did not change is not written again;
-``Persisted.checkpoint_bytes`` reports the checkpoint bytes written). Either all of it
-is stored or none of it is, which is the exactly-once effect of design section 9.
+checkpoint of each stream whose open windows changed and whose snapshot is due, the
+per-partition processed marks that moved and the commit offsets (what did not change is
+not written again; ``Persisted.checkpoint_bytes`` reports the checkpoint bytes written).
+Either all of it is stored or none of it is, which is the exactly-once effect of design
+section 9.
+
+Snapshots: a changed stream's state is written at most every ``snapshot_interval``
+(``kafka.snapshot_interval_seconds``), at once when the persist is forced or when it
+changed by what a replay of its partition cannot repeat (``Stream.must_snapshot``). Its
+checkpoint says the partition offset it covers; the processed mark says from where a
+restart reads the partition again (``replay_from``) and which streams it rebuilds from
+nothing (``fresh``), so the state of a stream not written is the fold of its stored
+checkpoint and the records since (see docs/internals.md, "How a restart gets it back").
 
 When: closed windows are written at once, but not more than every
 ``WINDOW_PERSIST_SECONDS`` (under load windows close many times a second, and each
@@ -32,7 +41,13 @@ from monitor.ingest import Label, Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Store, Transaction
-from monitor.stream.partitions import ALL_MODELS, PartitionMark, Partitions, TopicPartitionKey
+from monitor.stream.partitions import (
+    ALL_MODELS,
+    PartitionMark,
+    Partitions,
+    Replay,
+    TopicPartitionKey,
+)
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.windows import Stream
 
@@ -92,11 +107,16 @@ class Persister:
     """Collects the loop's writes and stores them in one transaction when due."""
 
     def __init__(self, store: Store, pipelines: Mapping[str, ModelPipeline], group: str,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], *, topic: str = "predictions",
+                 snapshot_interval: float = 0.0) -> None:
         self.store = store
         self.pipelines = pipelines
         self.group = group
         self.clock = clock
+        self.topic = topic  # the predictions topic: its partitions are the streams'
+        # how often a dirty stream's state is written (0: at every persist); in between a
+        # restart rebuilds it from the records since its snapshot
+        self.snapshot_interval = snapshot_interval
         self.buffers = _Buffers()
         self.last_persist = clock()
         # each model's event time for its label-join TTL: its latest prediction time
@@ -161,13 +181,14 @@ class Persister:
               force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
-        partition since this process took it. ``force`` changes nothing here (a forced
-        persist is due at once, but stores only what changed, like any other)."""
+        partition since this process took it. ``force``: every dirty stream is written,
+        whatever its snapshot interval (a revoke, shutdown)."""
         buffers = self.buffers
         performance: list[PerformanceOutput] = []
         joined: dict[str, int] = {}
-        written: list[Stream] = []  # streams whose checkpoint this persist writes
-        marks = partitions.marks(pending)
+        now = self.clock()
+        written = self._snapshots(force, now)  # streams whose checkpoint this persist writes
+        marks = partitions.marks(pending, self._replays(written))
         moved = {tp: mark for tp, mark in marks.items() if self.stored_marks.get(tp) != mark}
         rows = size = 0
         with self.store.transaction() as tx:
@@ -184,20 +205,17 @@ class Persister:
                 size += tx.save_checkpoint(model, ALL_VERSIONS, PERFORMANCE_KIND,
                                            self.pipelines[model].performance_state(), {})
                 rows += 1
-            # only streams that changed since their last checkpoint (also when forced: a
-            # clean stream's stored checkpoint is its state)
-            live: set[tuple[str, str, int]] = set()
-            for pipeline in self.pipelines.values():
-                for (version, partition), stream in pipeline.streams.items():
-                    live.add((pipeline.name, version, partition))
-                    if stream.dirty:
-                        size += tx.save_checkpoint(pipeline.name, version, f"p{partition}",
-                                                   stream.checkpoint(), {})
-                        rows += 1
-                        written.append(stream)
+            # first: a stream opened again since it retired starts from nothing (a fresh
+            # stream of the mark, unless written below)
             for model, version, partition in self.retired:
-                if (model, version, partition) not in live:  # not opened again since
-                    tx.delete_checkpoint(model, version, f"p{partition}")
+                tx.delete_checkpoint(model, version, f"p{partition}")
+            covers = {stream: partitions.processed.get((self.topic, stream.partition))
+                      for stream in written}
+            for stream in written:
+                size += tx.save_checkpoint(stream.model, stream.version, f"p{stream.partition}",
+                                           {**stream.checkpoint(), "covers": covers[stream]},
+                                           {})
+                rows += 1
             if positions:
                 tx.commit_offsets(self.group, positions)
             for (topic, partition), mark in moved.items():
@@ -206,7 +224,8 @@ class Persister:
                 rows += 1
         # stored: these states are now the checkpoints'
         for stream in written:
-            stream.dirty = False
+            stream.dirty = stream.must_snapshot = False
+            stream.covers, stream.first_offset, stream.snapshot_s = covers[stream], None, now
         self.stored_marks = marks
         self.buffers = _Buffers()
         self.retired = []
@@ -215,6 +234,41 @@ class Persister:
         self.counts, self.invalid = Counter(), Counter()
         return Persisted(buffers.outputs, performance, joined, positions, counts, invalid, joins,
                          checkpoints=rows, checkpoint_bytes=size)
+
+    def _snapshots(self, force: bool, now: float) -> list[Stream]:
+        """The dirty streams whose state this persist writes: all when forced or without a
+        snapshot interval, else those whose snapshot is due, those changed by what a replay
+        cannot repeat (``must_snapshot``) and those a replay could not find the start of."""
+        due: list[Stream] = []
+        for pipeline in self.pipelines.values():
+            for stream in pipeline.streams.values():
+                if not stream.dirty:
+                    continue  # its stored checkpoint is its state
+                if stream.snapshot_s is None:
+                    stream.snapshot_s = now  # new or restored: due one interval from now
+                if (force or stream.must_snapshot
+                        or now - stream.snapshot_s >= self.snapshot_interval
+                        or (stream.covers is None and stream.first_offset is None)):
+                    due.append(stream)
+        return due
+
+    def _replays(self, written: list[Stream]) -> dict[TopicPartitionKey, Replay]:
+        """Per partition, what a restart reads again to rebuild the dirty streams this
+        persist does not write: from the lowest of their starts (the offset their stored
+        checkpoint covers, or their first record), and those never stored at all."""
+        skipped = set(written)
+        replays: dict[TopicPartitionKey, Replay] = {}
+        for pipeline in self.pipelines.values():
+            for (version, partition), stream in pipeline.streams.items():
+                if not stream.dirty or stream in skipped:
+                    continue
+                start = stream.covers if stream.covers is not None else stream.first_offset
+                assert start is not None  # else _snapshots writes it
+                replay = replays.setdefault((self.topic, partition), Replay(start, []))
+                replay.start = min(replay.start, start)
+                if stream.covers is None:
+                    replay.fresh.append((pipeline.name, version, start))
+        return replays
 
     def expire(self, metrics: Metrics) -> None:
         """Drop unjoined label-join rows past their TTL, each model on its own event-time
@@ -235,7 +289,9 @@ class Persister:
              first_restore: bool) -> dict[TopicPartitionKey, PartitionMark]:
         """Read the checkpoints back: open windows of ``prediction_partitions`` into their
         streams, the performance windows on the first restore only (later ones would
-        overwrite what this process already holds); returns every stored processed mark."""
+        overwrite what this process already holds); returns every stored processed mark.
+        The streams' records since their snapshot are read again by the caller
+        (:meth:`rebuild` first makes the streams the marks name as fresh)."""
         marks: dict[TopicPartitionKey, PartitionMark] = {}
         self.stored_marks = {}  # written again at the next persist, whatever they hold
         for checkpoint in self.store.load_checkpoints():
@@ -256,6 +312,27 @@ class Persister:
             elif int(checkpoint.kind.lstrip("p")) in prediction_partitions:
                 pipeline.stream(checkpoint.version, int(checkpoint.kind.lstrip("p"))).restore(state)
         return marks
+
+    def rebuild(self, marks: Mapping[TopicPartitionKey, PartitionMark],
+                handled: Mapping[TopicPartitionKey, int]) -> None:
+        """After :meth:`load`, for the partitions in ``handled`` (their processed marks as
+        adopted): the streams without a stored checkpoint (fresh in their mark) start empty
+        at their first record, and no stream starts past its partition's mark (a checkpoint
+        written before snapshots covers exactly the mark; a re-created topic counts its
+        offsets from 0 again)."""
+        for (topic, partition), offset in handled.items():
+            mark = marks.get((topic, partition))
+            if topic != self.topic or mark is None:
+                continue
+            for model, version, first in mark.fresh:
+                pipeline = self.pipelines.get(model)
+                if pipeline is not None and (version, partition) not in pipeline.streams:
+                    pipeline.stream(version, partition).first_offset = min(first, offset)
+            for pipeline in self.pipelines.values():
+                for (_, p), stream in pipeline.streams.items():
+                    if p == partition and stream.first_offset is None:
+                        stream.covers = min(offset, stream.covers if stream.covers is not None
+                                            else offset)
 
     def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
         """Join the rows that arrived since the last persist, store the rest as pending,

@@ -89,6 +89,7 @@ class ModelPipeline:
         self.performance: dict[str, PerformanceWindow] = {}
         self.last_performance: dict[str, dict[str, Any]] = {}
         self._on_late = on_late
+        self._replaying = False  # late events of a replay were counted before the restart
         self._feature_kinds: tuple[str, tuple[tuple[str, bool], ...]] | None = None
 
     def stream(self, version: str, partition: int) -> Stream:
@@ -102,7 +103,7 @@ class ModelPipeline:
                 allowed_lateness_seconds=window.allowed_lateness, buffer_rows=window.buffer_rows,
                 prediction_column=roles.prediction if self.baseline.prediction else None,
                 score_column=roles.score if self.baseline.score else None,
-                on_late=lambda n: self._on_late(self.name, n),
+                on_late=lambda n: None if self._replaying else self._on_late(self.name, n),
                 baseline_key=self.baseline_key, profiles_for=self._profiles_for,
                 estimator_for=self._estimator_for,
             )
@@ -148,6 +149,7 @@ class ModelPipeline:
         self._estimators.pop(key, None)
         for stream in self.streams.values():
             stream.set_baseline(key, self.profiles)
+            stream.must_snapshot = True  # a replay would bin its windows on the new baseline
         self._prune()
 
     def _prune(self) -> None:
@@ -176,6 +178,27 @@ class ModelPipeline:
         if now_ms is not None:
             stream.touched_ms = now_ms
         return stream.add_batch(batch)
+
+    def replay(self, version: str, partition: int, events: list[Prediction],
+               now_ms: int | None = None) -> None:
+        """Events read again after a restart (below the processed mark) rebuild the stream
+        they belong to: only those at or after its restored state, and only into a stream
+        restored from a checkpoint or a mark (a retired one gets nothing). The windows they
+        close were evaluated and stored before the restart, and their late events counted;
+        ``now_ms``: the stream was active then, so it is not idle now."""
+        stream = self.streams.get((version, partition))
+        if stream is None:
+            return
+        events = [e for e in events if stream.replays(e.offset)]
+        if not events:
+            return
+        if now_ms is not None:
+            stream.touched_ms = now_ms
+        self._replaying = True
+        try:
+            stream.add_many(events)
+        finally:
+            self._replaying = False
 
     def feature_kinds(self) -> tuple[tuple[str, bool], ...]:
         """(name, numeric) of the features new windows bin (the current baseline's,

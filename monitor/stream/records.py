@@ -6,7 +6,8 @@ reason names), and a record the loop has quarantined (its results could not be
 stored, see :mod:`monitor.stream.consumer`) is dead-lettered as ``poison``.
 
 Records below their partition's processed mark were handled before a restart:
-they emit nothing, but KServe halves among them rebuild the joiner's state.
+they emit nothing, but KServe halves among them rebuild the joiner's state and native
+ones rebuild streams whose state was not written since (``Decoder.take_replayed``).
 
 Versions are bounded per model (``models.<name>.max_versions``): an event of a
 further version is a dead letter (``too_many_versions``), so a producer cannot
@@ -120,7 +121,9 @@ class RecordReader:
         extend = batch.extend
         for record in records:
             replayed = record.offset < handled
-            if not replayed and self.quarantined and self._quarantined(key, record):
+            if self.quarantined and (key[0], key[1], record.offset) in self.quarantined:
+                if not replayed:  # read again after a rewind: skipped, as it was then
+                    self._quarantined(key, record)
                 continue
             try:
                 predictions = decode(record, replayed)

@@ -8,16 +8,24 @@
 3. update the windows of each (model, version, partition);
 4. evaluate the windows that closed (also those an idle or retired stream closes);
 5. persist in one transaction (:mod:`monitor.stream.persist`): window results,
-   label-join rows and joins, open-window checkpoints and the next offsets;
+   label-join rows and joins, the open-window checkpoints whose snapshot is due, the
+   processed marks and the next offsets;
 6. export metrics;
 7. hand the results to the reactor, which queues them for its scheduled job;
 8. commit the offsets to Kafka (for lag tooling; the store's are the truth): the
    consumer loop does, with the positions ``persist`` returns.
 
-Invariant: the offsets stored with a checkpoint are exactly those of the events
-folded into it, so a restart (even ``kill -9``) restores the checkpoints, seeks
-to the stored offsets and neither loses nor double counts an event. Dead letters
-are flushed before the offsets that pass their records are stored.
+Invariant: every stream checkpoint says the partition offset it covers (the events
+folded into it are exactly those below), and the processed mark stored with the
+offsets says from where a restart must read again (``replay_from``: the lowest
+offset a stream not written since it changed covers) and which streams have no
+checkpoint yet (``fresh``). A restart (even ``kill -9``) restores the checkpoints,
+seeks to the lower of the stored offset and ``replay_from``, folds each record
+below the processed mark only into the streams whose stored state does not hold it
+yet (nothing else happens for it), and from the mark on goes on as before: no event
+is lost or counted twice. The records read again are at most
+``kafka.snapshot_interval_seconds`` of the partition's events. Dead letters are
+flushed before the offsets that pass their records are stored.
 
 Ownership: :meth:`restore` takes newly assigned partitions in the store (their
 fencing epoch goes up) *before* reading their checkpoints, and every persist
@@ -49,7 +57,7 @@ from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
-from monitor.stream.records import RecordReader, RunEvents
+from monitor.stream.records import RecordReader, RunEvents, runs_of
 from monitor.stream.report_rows import ReportRows
 from monitor.stream.windows import ClosedWindow
 
@@ -105,7 +113,12 @@ class Service:
         self.group = config.kafka.group_id
         self.member = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions = Partitions()
-        self.persister = Persister(store, pipelines, self.group, clock)
+        # KServe pairs cannot be replayed exactly (a pair may span partitions, the joiner's
+        # capacity evicts across them): with CloudEvents, every persist writes dirty streams
+        self.persister = Persister(
+            store, pipelines, self.group, clock, topic=config.kafka.predictions_topic,
+            snapshot_interval=0.0 if decoder.cloudevents
+            else config.kafka.snapshot_interval_seconds)
         self.reader = RecordReader(
             decoder, pipelines, lambda: self.dead_letters,
             on_dead_letter=None if arms is None else
@@ -155,8 +168,11 @@ class Service:
                         self.persister.counts[(model, "", "label")] += n
                     stats.labels += len(labels)
                 else:
-                    for (model, version), run in self.reader.prediction_runs(key, records,
-                                                                             handled):
+                    runs = self.reader.prediction_runs(key, records, handled)
+                    for (model, version), replayed in runs_of(self.decoder.take_replayed()):
+                        self.pipelines[model].replay(version, key[1], replayed,
+                                                     int(self.clock() * 1000))
+                    for (model, version), run in runs:
                         self._on_predictions(model, version, key[1], run)
                         self.persister.counts[(model, version, "prediction")] += len(run)
                         stats.predictions += len(run)
@@ -275,6 +291,14 @@ class Service:
                        for tp in wanted}
             seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
                                           current, epochs)
+            handled = {tp: self.partitions.handled(tp) for tp in wanted if tp in marks}
+            self.persister.rebuild(marks, handled)
+            for tp in handled:  # the records since the streams' snapshots, read again
+                if tp in seeks and self.partitions.handled(tp) == marks[tp].processed:
+                    seeks[tp] = min(seeks[tp], marks[tp].replay_start)
+                    if marks[tp].replay_start < marks[tp].processed:
+                        log.info("%s[%d]: reading offsets %d..%d again to rebuild its streams",
+                                 tp[0], tp[1], marks[tp].replay_start, marks[tp].processed - 1)
             for tp in wanted:
                 unread = self._unread.pop(tp, None)
                 if tp not in seeks and unread is not None:
@@ -317,6 +341,7 @@ class Service:
                 pipeline.restore_performance({})
             assigned = set(assigned)
             self.decoder.joiner.drop_partitions(assigned | set(self.partitions.processed))
+            self.decoder.take_replayed()  # of the failed step: read again after the seek
             self.partitions.clear()
             self.persister.discard()
             if self.report_rows is not None:

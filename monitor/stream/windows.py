@@ -159,6 +159,15 @@ class Stream:
         self.score_column = score_column
         self.on_late = on_late
         self._reset()
+        # snapshots (monitor.stream.persist): the partition offset the stored checkpoint
+        # covers (None: never stored); while never stored, the offset of the first record
+        # (the state before it was empty). A restart rebuilds the state from there.
+        self.covers: int | None = None
+        self.first_offset: int | None = None
+        self.snapshot_s: float | None = None  # clock of the last write (or of the first look)
+        # changed by something a replay of the partition cannot repeat (the clock, a
+        # baseline swap): the next persist writes it whatever the snapshot interval
+        self.must_snapshot = False
 
     def _reset(self) -> None:
         self.open: dict[int, OpenWindow] = {}
@@ -170,8 +179,20 @@ class Stream:
         self.dirty = False
 
     # -- the per-event path: as little as possible ---------------------------------
+    def replays(self, offset: int) -> bool:
+        """Whether a record read again after a restart folds into this stream: it comes at
+        or after the state restored (the stored checkpoint's, or nothing before the first
+        record); earlier ones are in that state already or belong to a retired stream."""
+        start = self.covers if self.covers is not None else self.first_offset
+        return start is not None and offset >= start
+
+    def _started(self, offset: int) -> None:
+        if self.covers is None and self.first_offset is None:
+            self.first_offset = offset
+
     def add(self, event: Prediction) -> list[ClosedWindow]:
         self.dirty = True
+        self._started(event.offset)
         if self.duration_ms is None:
             return self._add_counted(event)
         return self._add_timed(event)
@@ -186,6 +207,7 @@ class Stream:
         if not events:
             return []
         self.dirty = True
+        self._started(events[0].offset)
         closed: list[ClosedWindow] = []
         size, limit = self.rows or 1, self.buffer_rows
         i, n = 0, len(events)
@@ -217,6 +239,7 @@ class Stream:
         if not n:
             return []
         self.dirty = True
+        self._started(int(batch.offsets[0]))
         if self.duration_ms is not None:
             return self._add_timed_batch(batch)
         closed: list[ClosedWindow] = []
@@ -400,7 +423,9 @@ class Stream:
         idle_for = now_ms - self.touched_ms
         if idle_for < idle_ms or not self.open:
             return []
-        return self._close_due(self.watermark_ms + idle_for)
+        closed = self._close_due(self.watermark_ms + idle_for)
+        self.must_snapshot = self.must_snapshot or bool(closed)  # by the clock: no replay
+        return closed
 
     def close_all(self) -> list[ClosedWindow]:
         """Close every open window as it stands (a stream that retires)."""
@@ -415,7 +440,7 @@ class Stream:
                 bounds = (index * self.duration_ms, (index + 1) * self.duration_ms)
                 closed.append(self._close(window, bounds))
                 self.closed_below = max(self.closed_below or 0, index + 1)
-        self.dirty = True
+        self.dirty = self.must_snapshot = True
         return closed
 
     def _close_due(self, watermark_ms: int | None = None) -> list[ClosedWindow]:
@@ -438,7 +463,8 @@ class Stream:
 
         ``packed`` (format 2): window summaries as bytes (``WindowSummary.to_packed``), for
         a MessagePack checkpoint; else JSON-safe (format 1, what checkpoints were before).
-        The caller marks the stream clean (``dirty = False``) once the state is stored.
+        The caller marks the stream clean (``dirty = False``) once the state is stored, and
+        adds ``covers``, the partition offset the state covers (read back by ``restore``).
         """
         for window in self.open.values():
             self._fold(window)
@@ -454,6 +480,9 @@ class Stream:
             raise ValueError(f"stream checkpoint: got format {state['format']}, expected at "
                              f"most {CHECKPOINT_FORMAT} (written by a newer driftloop)")
         self._reset()
+        covers = state.get("covers")  # none in checkpoints written before snapshots
+        self.covers = None if covers is None else int(covers)
+        self.first_offset = None
         self.next_index = int(state["next_index"])
         self.watermark_ms = state.get("watermark_ms")
         self.closed_below = state.get("closed_below")

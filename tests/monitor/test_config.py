@@ -36,6 +36,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("unknown duration unit", model(window={"duration": "1x"}),
      "config models.carloan.window.duration: got '1x', expected a duration like 90s, 30m, 1h, "
      "30d or a number of seconds"),
+    ("negative snapshot interval", {"kafka": {"snapshot_interval_seconds": -1}},
+     "config kafka.snapshot_interval_seconds: got -1, expected a non-negative duration"),
     ("negative duration", model(window={"duration": "-5m"}),
      "config models.carloan.window.duration: got '-5m', expected a duration like 90s, 30m, "
      "1h, 30d or a number of seconds"),
@@ -61,8 +63,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
-     "endpoint_versions, max_future_skew, min_event_time, max_rows_per_record, "
-     "max_persist_attempts"),
+     "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
+     "max_rows_per_record, max_persist_attempts"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
      "window, drift, quality, performance, retrain, canary, max_versions"),
@@ -161,8 +163,8 @@ def test_each_problem_gets_its_own_line() -> None:
         "config kafka.group: got an unknown key (a typo?), expected one of bootstrap_servers, "
         "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
         "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
-        "endpoint_versions, max_future_skew, min_event_time, max_rows_per_record, "
-        "max_persist_attempts",
+        "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
+        "max_rows_per_record, max_persist_attempts",
         "config server.port: got -1, expected a port number from 0 to 65535",
     ]
 

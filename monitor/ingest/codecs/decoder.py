@@ -98,6 +98,8 @@ class Decoder:
         self.min_event_time_ms = min_event_time_ms
         self.max_rows_per_record = max_rows_per_record
         self._versions: set[str] = set()  # versions already checked against the pattern
+        # native predictions of records handled before a restart: they rebuild streams
+        self._replayed: list[Prediction] = []
 
     def event_time(self, timestamp_ms: int, record: Record, subject: str) -> int:
         """``timestamp_ms`` when it is a believable event time: not before
@@ -131,7 +133,9 @@ class Decoder:
 
         ``replayed``: the record was handled before a restart (below its partition's
         processed mark): it emits nothing, except a KServe half that was still waiting
-        then and now meets a partner that was not handled yet.
+        then and now meets a partner that was not handled yet. A replayed native record is
+        decoded into :meth:`take_replayed` (it may rebuild a stream's state since its last
+        snapshot, and nothing else).
         """
         raw = self._raw(record)
         if record.headers:
@@ -165,8 +169,14 @@ class Decoder:
                 f"{list(self.formats)} (add native to accept design 3.1 events)",
             )
         if replayed:
+            self._replayed.append(self._native_prediction(obj, record))
             return []  # counted before the restart
         return [self._native_prediction(obj, record)]
+
+    def take_replayed(self) -> list[Prediction]:
+        """Predictions of the replayed native records decoded since the last call, in order."""
+        replayed, self._replayed = self._replayed, []
+        return replayed
 
     def decode_label(self, record: Record) -> Label:
         obj = parse_json(self._raw(record))
