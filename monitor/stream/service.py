@@ -313,9 +313,20 @@ class Service:
             self._forget(revoked)
 
     def lose(self, lost: Iterable[TopicPartitionKey]) -> None:
-        """Partitions lost with the group membership: another member may own them already,
-        so their state is dropped without writing (the owner replays from the store)."""
+        """Partitions lost with the group membership: another member may own them already.
+
+        What this process holds is written first, fenced like every persist: when another
+        member took a partition since, nothing of it is written (its owner restores from
+        the store and replays), and when none did, the state since the streams' last
+        snapshots is kept, which matters when those records cannot be read again (a
+        broker that came back empty re-created the topics). Then they are dropped."""
         with self.lock:
+            try:
+                self.persist(force=True)
+            except Exception as exc:  # store or broker trouble: the next owner replays
+                log.warning("partitions lost: their state since the last persist could not "
+                            "be written (%s: %s); it is read again from Kafka",
+                            type(exc).__name__, exc)
             self._forget(lost)
 
     def _forget(self, partitions: Iterable[TopicPartitionKey]) -> None:

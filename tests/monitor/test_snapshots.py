@@ -241,3 +241,36 @@ def test_a_mark_round_trips_and_an_old_one_replays_nothing() -> None:
     assert PartitionMark.from_dict(json.loads(json.dumps(mark.to_dict()))) == mark
     old = PartitionMark.from_dict({"processed": 120, "topic_id": None, "pending": []})
     assert (old.replay_start, old.fresh) == (120, ())
+
+
+def test_partitions_lost_with_the_membership_are_written_while_this_member_owns_them(
+        tmp_path: Path, example_baseline: Path) -> None:
+    # a broker that restarts empty (Tansu's memory engine) re-creates the topics: the
+    # records since the last snapshot cannot be read again, so a lost partition that no
+    # other member took yet keeps its state by being written before it is dropped
+    events = timed_events(400)
+    whole, _ = play(tmp_path / "whole", example_baseline, COUNT, events, 1e6)
+
+    def lose_and_take_back(run: Run) -> None:
+        if run.log.position == 200:
+            run.service.lose([TP])
+            assert run.service.restore([TP]) == {TP: 200}  # nothing to read again
+
+    lost, _ = play(tmp_path / "lost", example_baseline, COUNT, events, 1e6,
+                   between=lose_and_take_back)
+    assert outcome(lost) == outcome(whole)
+
+
+def test_a_lost_partition_another_member_took_is_not_written(
+        tmp_path: Path, example_baseline: Path) -> None:
+    def taken_then_lost(run: Run) -> None:
+        if run.log.position == 200:
+            run.store.take_partitions(run.service.group, {TP}, "another-member")
+            run.service.lose([TP])
+            assert TP not in run.service.partitions.owned
+
+    run, _ = play(tmp_path, example_baseline, COUNT, timed_events(220), 1e6,
+                  between=taken_then_lost)
+    # never snapshotted (the interval is longer than the run), and not written when lost
+    assert not [c for c in run.store.load_checkpoints() if c.model == "carloan"
+                and c.kind == "p0"]
