@@ -77,7 +77,7 @@ class KafkaConfig(Section):
     """Event times before this (RFC 3339) are dead letters (bad_timestamp)."""
     max_rows_per_record: PositiveInt = 10_000
     """Rows one record may carry (a KServe batch); more is a dead letter (too_many_rows)."""
-    label_alignment_seconds: Duration = 1.0
+    label_alignment_seconds: Duration = 0.1
     """When both topics hold a backlog (after downtime or a group reset), label records are
     read no further than this ahead of the slowest predictions partition (record
     timestamps), so labels and their predictions pair in memory instead of waiting in the
