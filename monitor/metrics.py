@@ -114,6 +114,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "no_reference, no_rows, failed)."),
     _spec("driftloop_drift_report_seconds", "histogram", "model",
           "Time to build and store the HTML report of a drifted window."),
+    _spec("driftloop_labels_paused", "gauge", "",
+          "Labels partitions paused because their records are ahead of the predictions "
+          "(both topics in backlog: labels are read in step with their predictions)."),
     _spec("driftloop_checkpoint_bytes", "histogram", "",
           "Bytes of checkpoint state written per persist (open windows of the streams that "
           "changed, performance windows, processed marks)."),
@@ -206,6 +209,7 @@ class Metrics:
         self.join_pending = self._gauge("driftloop_label_join_pending")
         self.label_joins = self._counter("driftloop_label_joins_total")
         self.join_expired = self._counter("driftloop_label_join_expired_total")
+        self.labels_paused = self._gauge("driftloop_labels_paused")
         self.retrain_launches = self._counter("driftloop_retrain_launches_total")
         self.job_errors = self._counter("driftloop_job_errors_total")
         self.drift_reports = self._counter("driftloop_drift_reports_total")
@@ -366,6 +370,9 @@ class Metrics:
     def set_join_pending(self, model: str, predictions: int, labels: int) -> None:
         self.join_pending.labels(model, "prediction").set(predictions)
         self.join_pending.labels(model, "label").set(labels)
+
+    def set_labels_paused(self, n: int) -> None:
+        self.labels_paused.set(n)
 
     def count_joined(self, model: str, n: int) -> None:
         if n:

@@ -82,6 +82,11 @@ class KafkaConfig(Section):
     """Event times before this (RFC 3339) are dead letters (bad_timestamp)."""
     max_rows_per_record: PositiveInt = 10_000
     """Rows one record may carry (a KServe batch); more is a dead letter (too_many_rows)."""
+    label_alignment_seconds: Duration = 0.1
+    """When both topics hold a backlog (after downtime or a group reset), label records are
+    read no further than this ahead of the slowest predictions partition (record
+    timestamps), so labels and their predictions pair in memory instead of waiting in the
+    state store; 0 turns it off. Labels arriving after their predictions are never held."""
     max_persist_attempts: PositiveInt = 3
     """A record whose results fail to store this many times, each after reloading the stored
     state, is dead-lettered as poison and the stream moves past it."""

@@ -4,6 +4,8 @@
   windows, evaluate, persist, export, react, commit), and partitions taken, handed over
   and lost;
 - :mod:`~monitor.stream.records`: records of a partition -> events or dead letters;
+- :mod:`~monitor.stream.alignment`: label records ahead of their predictions wait while
+  both topics hold a backlog, so the pairs join in memory;
 - :mod:`~monitor.stream.export`: what a persist stored -> metrics and the reactor;
 - :mod:`~monitor.stream.poison`: finding the record whose results cannot be stored;
 - :mod:`~monitor.stream.partitions`: per consumed partition, the processed mark, the

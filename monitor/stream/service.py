@@ -52,6 +52,7 @@ from monitor.ingest import Consumer, DeadLetters, Decoder, Label
 from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import StaleOwnership, Store
+from monitor.stream.alignment import LabelAlignment
 from monitor.stream.arms import ArmAccumulator
 from monitor.stream.export import Reactor, export
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
@@ -128,6 +129,7 @@ class Service:
         self._last_housekeeping = clock()
         # per partition: the first offset of records polled before this process held it
         self._unread: dict[TopicPartitionKey, int] = {}
+        self.alignment = _alignment(config, pipelines)
 
     def swap_baseline(self, model: str, key: str, baseline: Any) -> None:
         """Between batches (a window boundary for every stream): new windows of ``model``
@@ -146,6 +148,7 @@ class Service:
         batches = self.consumer.poll(
             timeout_ms=timeout_ms, max_records=max_records or self.config.kafka.poll_max_records)
         with self.lock:
+            batches = self._align(batches, hunting=max_records is not None)
             self.last_polled = {(tp.topic, tp.partition): (r[0].offset, r[-1].offset)
                                 for tp, r in batches.items() if r}
             for tp, records in batches.items():
@@ -188,6 +191,21 @@ class Service:
                 self.housekeep()
         stats.persisted = self.persist(force=force_persist)
         return stats
+
+    def _align(self, batches: dict[Any, list[Any]], hunting: bool) -> dict[Any, list[Any]]:
+        """Label records ahead of their predictions wait (:mod:`monitor.stream.alignment`);
+        a poison hunt, which reads one record at a time, gets everything held at once."""
+        if self.alignment is None:
+            return batches
+        assert self.consumer is not None
+        if hunting:
+            released = self.alignment.release(self.consumer)
+            batches = {tp: released.pop(tp, []) + batches.get(tp, [])
+                       for tp in batches.keys() | released.keys()}
+        else:
+            batches = self.alignment.align(batches, self.consumer)
+        self.metrics.set_labels_paused(self.alignment.paused)
+        return batches
 
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: RunEvents) -> None:
@@ -337,6 +355,8 @@ class Service:
         if self.report_rows is not None:
             self.report_rows.forget(predictions)
         self.partitions.forget(gone)
+        if self.alignment is not None:
+            self.alignment.forget(gone)
         self.decoder.joiner.drop_partitions(gone)
         self.metrics.forget_partitions(gone)
 
@@ -354,7 +374,18 @@ class Service:
             self.decoder.joiner.drop_partitions(assigned | set(self.partitions.processed))
             self.decoder.take_replayed()  # of the failed step: read again after the seek
             self.partitions.clear()
+            if self.alignment is not None:
+                self.alignment.clear()
             self.persister.discard()
             if self.report_rows is not None:
                 self.report_rows.clear()
             return self.restore(assigned)
+
+
+def _alignment(config: Config, pipelines: Mapping[str, ModelPipeline]) -> LabelAlignment | None:
+    """Only when a model joins labels (else they are only counted) and it is not turned off."""
+    kafka = config.kafka
+    if kafka.label_alignment_seconds <= 0 or not any(p.joins_labels for p in pipelines.values()):
+        return None
+    return LabelAlignment(kafka.predictions_topic, kafka.labels_topic,
+                          kafka.label_alignment_seconds)

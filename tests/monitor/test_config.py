@@ -41,6 +41,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("negative duration", model(window={"duration": "-5m"}),
      "config models.carloan.window.duration: got '-5m', expected a duration like 90s, 30m, "
      "1h, 30d or a number of seconds"),
+    ("negative label alignment", {"kafka": {"label_alignment_seconds": -1}},
+     "config kafka.label_alignment_seconds: got -1, expected a non-negative duration"),
     ("boolean duration", model(window={"duration": True}),
      "config models.carloan.window.duration: got True, expected a duration like 90s, 30m, "
      "1h, 30d or a number of seconds"),
@@ -64,7 +66,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
      "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
-     "max_rows_per_record, max_persist_attempts"),
+     "max_rows_per_record, label_alignment_seconds, max_persist_attempts"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
      "window, drift, quality, performance, retrain, canary, max_versions"),
@@ -164,7 +166,7 @@ def test_each_problem_gets_its_own_line() -> None:
         "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
         "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
         "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
-        "max_rows_per_record, max_persist_attempts",
+        "max_rows_per_record, label_alignment_seconds, max_persist_attempts",
         "config server.port: got -1, expected a port number from 0 to 65535",
     ]
 
