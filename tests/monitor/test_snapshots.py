@@ -83,7 +83,9 @@ class Run:
     def __init__(self, path: Path, baseline: Path, window: dict[str, Any], log: Log,
                  clock: Clock, interval: float, **model: Any) -> None:
         self.config = Config.model_validate({
-            "kafka": {"commit_interval_seconds": 0, "snapshot_interval_seconds": interval},
+            # one topic, no labels: nothing to align with the predictions
+            "kafka": {"commit_interval_seconds": 0, "snapshot_interval_seconds": interval,
+                      "label_alignment_seconds": 0},
             "models": {"carloan": {"baseline": str(baseline), "window": window, **model}}})
         self.pipeline = ModelPipeline("carloan", self.config.models["carloan"],
                                       Baseline.load(baseline))
