@@ -207,11 +207,15 @@ def test_reference_and_soak_arguments() -> None:
 
 def test_bench_report_takes_the_median_of_paired_ratios() -> None:
     run = bench_service.Run
-    service = [run(40_000, 18.0, 320, 6.5, 290_000), run(50_000, 17.0, 322, 6.0, 290_000),
-               run(30_000, 19.0, 321, 7.0, 280_000)]
+    ckpt = bench_service.Checkpoints
+    service = [run(40_000, 18.0, 320, 6.5, ckpt(1024, 10_240, 290_000, 20_480)),
+               run(50_000, 17.0, 322, 6.0, ckpt(2048, 8_192, 290_000, 10_240)),
+               run(30_000, 19.0, 321, 7.0, ckpt(1024, 9_216, 280_000, 15_360))]
     reference = [run(40_000, 12.0, 180), run(45_000, 13.0, 188), run(60_000, 12.5, 185)]
     line = bench_service.report(bench_service.SETTINGS["count"], service, reference)
     # pairs 100%, 111%, 50%: the median pair, not the medians' 40k / 45k = 89%
     assert line.split()[:6] == ["count", "40.0k", "45.0k", "100%", ">=80%", "PASS"]
     assert "18.0/12.5 (69%)" in line
     assert "322/188" in line
+    # checkpoint bytes per persist: each column's median over the runs
+    assert "1.0/9.0/283.2 kB 15.0 kB/s" in line

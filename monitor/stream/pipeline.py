@@ -194,11 +194,19 @@ class ModelPipeline:
             return
         if now_ms is not None:
             stream.touched_ms = now_ms
+        # windows it opens take the baseline new windows took then (an alias may have
+        # moved since: the swap forced a snapshot, so the stored one is that of the replay)
+        current, profiles = stream.baseline_key, stream.profiles
+        replay_key = stream.replay_baseline or current
         self._replaying = True
         try:
+            if replay_key != current:
+                stream.set_baseline(replay_key, self._profiles_for(replay_key))
             stream.add_many(events)
         finally:
             self._replaying = False
+            if replay_key != current:
+                stream.set_baseline(current, profiles)
 
     def feature_kinds(self) -> tuple[tuple[str, bool], ...]:
         """(name, numeric) of the features new windows bin (the current baseline's,

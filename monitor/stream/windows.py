@@ -168,6 +168,7 @@ class Stream:
         # changed by something a replay of the partition cannot repeat (the clock, a
         # baseline swap): the next persist writes it whatever the snapshot interval
         self.must_snapshot = False
+        self.replay_baseline: str | None = None  # see restore
 
     def _reset(self) -> None:
         self.open: dict[int, OpenWindow] = {}
@@ -471,7 +472,7 @@ class Stream:
         windows = sorted(self.open.values(), key=lambda w: w.index)
         return {"format": CHECKPOINT_FORMAT if packed else 1,
                 "next_index": self.next_index, "watermark_ms": self.watermark_ms,
-                "closed_below": self.closed_below,
+                "closed_below": self.closed_below, "baseline": self.baseline_key,
                 "open": [w.to_dict(packed) for w in windows]}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -483,6 +484,9 @@ class Stream:
         covers = state.get("covers")  # none in checkpoints written before snapshots
         self.covers = None if covers is None else int(covers)
         self.first_offset = None
+        # the baseline new windows took when the state was written: a replay of the records
+        # since opens its windows on it, as they were opened then (none: the current one)
+        self.replay_baseline = state.get("baseline")
         self.next_index = int(state["next_index"])
         self.watermark_ms = state.get("watermark_ms")
         self.closed_below = state.get("closed_below")
