@@ -20,6 +20,7 @@ from monitor.cli.examples import FEATURES
 from monitor.config import Config
 from monitor.evaluate import METHODS, ReportFiles, build_drift_report
 from monitor.ingest import Decoder, Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.stream import ModelPipeline, ReportJob, ReportRows, ReportWriter, Service, WindowRows
@@ -127,6 +128,26 @@ def test_reservoir_keeps_every_row_with_the_same_chance() -> None:
     # each row is kept with probability k/n: every tenth of the stream holds a tenth
     tenths = kept.reshape(10, -1).sum(axis=1) / (k * seeds)
     assert np.allclose(tenths, 0.1, atol=0.012), tenths
+
+
+def test_a_long_window_in_batches_keeps_the_per_event_sample_in_bounded_memory() -> None:
+    n, k = 50_000, 20
+    stamps = np.arange(n, dtype=np.int64)
+    batch = PredictionBatch("m", "1", "t", 0, stamps, stamps, [str(i) for i in range(n)],
+                            {"x": stamps.astype(np.float64)}, [0] * n, [None] * n,
+                            [None] * n, [None] * n)
+    by_event, by_batch = WindowRows(k, 7), WindowRows(k, 7)
+    events_of = batch.events()
+    sizes, start, held = random_sizes(13, high=300), 0, []
+    while start < n:
+        stop = min(n, start + next(sizes))
+        by_event.add(events_of[start:stop])
+        by_batch.add(batch.slice(start, stop))
+        held.append(by_batch.held_rows)
+        start = stop
+    assert by_batch.rows == by_event.rows
+    # the batch copies that hold the sample's rows: never more than twice the sample
+    assert max(held) <= 2 * k
 
 
 def test_event_time_windows_hand_over_their_rows_and_not_the_late_ones(
