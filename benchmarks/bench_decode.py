@@ -27,9 +27,10 @@ for path in (str(ROOT), str(ROOT / "benchmarks")):
         sys.path.insert(0, path)
 
 from bench_kafka import MODEL, native_events  # noqa: E402
-from bench_service import WINDOW_ROWS, baseline_file  # noqa: E402
+from bench_service import baseline_file  # noqa: E402
 from kafka.consumer.fetcher import ConsumerRecord  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
+from reference_loop import WINDOW_ROWS  # noqa: E402
 
 from monitor.baseline import Baseline  # noqa: E402
 from monitor.config import Config  # noqa: E402
