@@ -63,8 +63,8 @@ class WindowRows:
     Rows that came in a batch are kept as (batch, row) until :attr:`rows` is read: an
     event object is made only for a row that reaches a report. The batches are copies of
     the rows drawn into the sample; once they hold more than twice ``max_rows`` rows
-    (most of them replaced since) the sample's rows are copied into one batch, so memory
-    stays bounded by the sample however long the window.
+    (most of them replaced since) the sample's rows are copied into one batch per feature
+    layout, so memory stays bounded by the sample however long the window.
     """
 
     __slots__ = ("_copied", "_kept", "_rng", "first_offset", "last_offset", "max_rows",
@@ -168,7 +168,7 @@ class WindowRows:
                 _, rows, slots = by_batch.setdefault(id(row[0]), (row[0], [], []))
                 rows.append(row[1])
                 slots.append(i)
-        layouts: dict[tuple[tuple[str, bool], ...], list[Any]] = {}
+        layouts: dict[tuple[tuple[str, bool], ...], list[tuple[PredictionBatch, list[int]]]] = {}
         for batch, rows, slots in by_batch.values():
             layout = tuple((name, isinstance(column, np.ndarray))
                            for name, column in batch.features.items())
@@ -312,4 +312,3 @@ def _take(batch: PredictionBatch, rows: np.ndarray) -> PredictionBatch:
     if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
         return batch.slice(int(rows[0]), int(rows[-1]) + 1)
     return batch.take(rows)
-
