@@ -58,7 +58,7 @@ def _service(directory: Path, baseline: Path) -> Service:
     decoder = Decoder(["native"], max_record_bytes=1 << 20, feature_order=lambda m: None,
                       endpoint_version=lambda m, e: None, known_models=lambda m: m == MODEL)
     return Service(config, {MODEL: pipeline}, Store(f"sqlite:///{directory / 'state.db'}"),
-                   Metrics(CollectorRegistry()), decoder, None, _Letters(),  # type: ignore[arg-type]
+                   Metrics(CollectorRegistry()), decoder, None, _Letters(),
                    report_rows=ReportRows(5000, lambda job: True))
 
 
