@@ -27,9 +27,10 @@ for path in (str(ROOT), str(ROOT / "benchmarks")):
         sys.path.insert(0, path)
 
 from bench_kafka import MODEL, native_events  # noqa: E402
-from bench_service import WINDOW_ROWS, baseline_file  # noqa: E402
+from bench_service import baseline_file  # noqa: E402
 from kafka.consumer.fetcher import ConsumerRecord  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
+from reference_loop import WINDOW_ROWS  # noqa: E402
 
 from monitor.baseline import Baseline  # noqa: E402
 from monitor.config import Config  # noqa: E402
@@ -57,7 +58,7 @@ def _service(directory: Path, baseline: Path) -> Service:
     decoder = Decoder(["native"], max_record_bytes=1 << 20, feature_order=lambda m: None,
                       endpoint_version=lambda m, e: None, known_models=lambda m: m == MODEL)
     return Service(config, {MODEL: pipeline}, Store(f"sqlite:///{directory / 'state.db'}"),
-                   Metrics(CollectorRegistry()), decoder, None, _Letters(),  # type: ignore[arg-type]
+                   Metrics(CollectorRegistry()), decoder, None, _Letters(),
                    report_rows=ReportRows(5000, lambda job: True))
 
 

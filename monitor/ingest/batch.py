@@ -66,6 +66,18 @@ class PredictionBatch:
             list(self.predictions), list(self.scores), list(self.class_scores),
             list(self.latency_ms))
 
+    def take(self, rows: np.ndarray) -> PredictionBatch:
+        """Rows at the positions ``rows``, in that order, as a batch of copies (no view of
+        this one's arrays)."""
+        picked = rows.tolist()
+        return PredictionBatch(
+            self.model, self.version, self.topic, self.partition, self.offsets[rows],
+            self.timestamps_ms[rows], [self.request_ids[i] for i in picked],
+            {name: column[rows] if isinstance(column, np.ndarray) else [column[i] for i in picked]
+             for name, column in self.features.items()},
+            [self.predictions[i] for i in picked], [self.scores[i] for i in picked],
+            [self.class_scores[i] for i in picked], [self.latency_ms[i] for i in picked])
+
     @classmethod
     def concat(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
         """Batches of the same stream and features, in order, as one."""

@@ -61,10 +61,14 @@ class WindowRows:
     """The rows of one open window: every row up to ``max_rows``, then a uniform sample.
 
     Rows that came in a batch are kept as (batch, row) until :attr:`rows` is read: an
-    event object is made only for a row that reaches a report (or replaces a kept one).
+    event object is made only for a row that reaches a report. The batches are copies of
+    the rows drawn into the sample; once they hold more than twice ``max_rows`` rows
+    (most of them replaced since) the sample's rows are copied into one batch per feature
+    layout, so memory stays bounded by the sample however long the window.
     """
 
-    __slots__ = ("_kept", "_rng", "first_offset", "last_offset", "max_rows", "seen")
+    __slots__ = ("_copied", "_kept", "_rng", "first_offset", "last_offset", "max_rows",
+                 "seen")
 
     def __init__(self, max_rows: int, seed: int) -> None:
         self.max_rows = max_rows
@@ -73,6 +77,9 @@ class WindowRows:
         self.first_offset: int | None = None
         self.last_offset: int | None = None
         self._rng = np.random.default_rng(seed)
+        # rows of the batch copies made since the last compaction (an upper bound of what
+        # the kept tuples hold on to)
+        self._copied = 0
 
     @property
     def rows(self) -> list[Prediction]:
@@ -85,6 +92,12 @@ class WindowRows:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+    @property
+    def held_rows(self) -> int:
+        """Rows of the batch copies the sample holds on to (some no longer in it)."""
+        return sum(len(batch) for batch in {id(row[0]): row[0] for row in self._kept
+                                             if type(row) is tuple}.values())
 
     def add(self, events: Sequence[Prediction] | PredictionBatch) -> None:
         """Events in offset order."""
@@ -127,15 +140,45 @@ class WindowRows:
             # a copy: the kept rows must not hold the whole poll's columns
             kept = batch.slice(0, start).copy()
             self._kept.extend(zip(repeat(kept), range(start)))
+            self._copied += start
             self.seen += start
         if start == n:
             return
-        # as in ``add``: Algorithm R over the rest, one event object per replacement
+        # as in ``add``: Algorithm R over the rest; the rows drawn in are copied once, as
+        # columns, and become events only if the window's report is written (a window
+        # longer than ``max_rows`` replaces most of its sample near its end)
         rest = n - start
         slots = self._rng.integers(0, np.arange(self.seen + 1, self.seen + rest + 1))
-        for i in np.flatnonzero(slots < self.max_rows):
-            self._kept[int(slots[i])] = batch.event(start + int(i))
+        drawn = np.flatnonzero(slots < self.max_rows)
+        if drawn.size:
+            picked = batch.take(drawn + start)
+            for j, slot in enumerate(slots[drawn].tolist()):
+                self._kept[slot] = (picked, j)
+            self._copied += drawn.size
+            if self._copied > 2 * self.max_rows:
+                self._compact()
         self.seen += rest
+
+    def _compact(self) -> None:
+        """The kept (batch, row) pairs as rows of new batches, one per feature layout (a
+        window open across a baseline swap may get batches of two)."""
+        by_batch: dict[int, tuple[PredictionBatch, list[int], list[int]]] = {}
+        for i, row in enumerate(self._kept):
+            if type(row) is tuple:
+                _, rows, slots = by_batch.setdefault(id(row[0]), (row[0], [], []))
+                rows.append(row[1])
+                slots.append(i)
+        layouts: dict[tuple[tuple[str, bool], ...], list[tuple[PredictionBatch, list[int]]]] = {}
+        for batch, rows, slots in by_batch.values():
+            layout = tuple((name, isinstance(column, np.ndarray))
+                           for name, column in batch.features.items())
+            layouts.setdefault(layout, []).append((batch.take(np.array(rows)), slots))
+        self._copied = 0
+        for parts in layouts.values():
+            merged = PredictionBatch.concat([part for part, _ in parts])
+            for j, i in enumerate(i for _, slots in parts for i in slots):
+                self._kept[i] = (merged, j)
+            self._copied += len(merged)
 
 
 class ReportRows:
@@ -268,11 +311,4 @@ def _take(batch: PredictionBatch, rows: np.ndarray) -> PredictionBatch:
     """Rows ``rows`` (ascending positions) of ``batch``; a contiguous range is a slice."""
     if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
         return batch.slice(int(rows[0]), int(rows[-1]) + 1)
-    picked = rows.tolist()
-    return PredictionBatch(
-        batch.model, batch.version, batch.topic, batch.partition, batch.offsets[rows],
-        batch.timestamps_ms[rows], [batch.request_ids[i] for i in picked],
-        {name: column[rows] if isinstance(column, np.ndarray) else [column[i] for i in picked]
-         for name, column in batch.features.items()},
-        [batch.predictions[i] for i in picked], [batch.scores[i] for i in picked],
-        [batch.class_scores[i] for i in picked], [batch.latency_ms[i] for i in picked])
+    return batch.take(rows)

@@ -195,7 +195,8 @@ class Stream:
         self.dirty = True
         self._started(event.offset)
         if self.duration_ms is None:
-            return self._add_counted(event)
+            return self._fill_counted(1, lambda i: event.offset,
+                                      lambda window, i, j: _extend(window, [event]))
         return self._add_timed(event)
 
     def add_many(self, events: list[Prediction]) -> list[ClosedWindow]:
@@ -209,28 +210,8 @@ class Stream:
             return []
         self.dirty = True
         self._started(events[0].offset)
-        closed: list[ClosedWindow] = []
-        size, limit = self.rows or 1, self.buffer_rows
-        i, n = 0, len(events)
-        while i < n:
-            window = self.open.get(self.next_index)
-            if window is None:
-                window = self.open[self.next_index] = self._new(self.next_index)
-                window.first_offset = events[i].offset
-            if window.batches:
-                _unbatch(window)
-            take = min(size - window.n_rows, limit - len(window.rows), n - i)
-            window.rows.extend(events[i:i + take])
-            window.n_rows += take
-            i += take
-            if window.n_rows >= size:
-                del self.open[self.next_index]
-                self.next_index += 1
-                self._fold(window)  # sets the first and last event times
-                closed.append(self._close(window, (window.start_ms, window.end_ms)))
-            elif len(window.rows) >= limit:
-                self._fold(window)
-        return closed
+        return self._fill_counted(len(events), lambda i: events[i].offset,
+                                  lambda window, i, j: _extend(window, events[i:j]))
 
     # -- the batch path: slices of columns, numpy per chunk --------------------------
     def add_batch(self, batch: PredictionBatch) -> list[ClosedWindow]:
@@ -243,6 +224,15 @@ class Stream:
         self._started(int(batch.offsets[0]))
         if self.duration_ms is not None:
             return self._add_timed_batch(batch)
+        return self._fill_counted(n, lambda i: int(batch.offsets[i]),
+                                  lambda window, i, j: _put(window, batch.slice(i, j)))
+
+    def _fill_counted(self, n: int, offset_at: Callable[[int], int],
+                      put: Callable[[OpenWindow, int, int], None]) -> list[ClosedWindow]:
+        """Rows ``0..n`` of a run (events or a batch: ``put`` buffers rows ``i:j`` in a
+        window) into count windows, a slice per window and fold: a window takes at most
+        what fills it and what fills its buffer, so windows and fold chunks are those of
+        one event at a time."""
         closed: list[ClosedWindow] = []
         size, limit = self.rows or 1, self.buffer_rows
         i = 0
@@ -250,9 +240,9 @@ class Stream:
             window = self.open.get(self.next_index)
             if window is None:
                 window = self.open[self.next_index] = self._new(self.next_index)
-                window.first_offset = int(batch.offsets[i])
+                window.first_offset = offset_at(i)
             take = min(size - window.n_rows, limit - window.buffered, n - i)
-            _put(window, batch.slice(i, i + take))
+            put(window, i, i + take)
             window.n_rows += take
             i += take
             if window.n_rows >= size:
@@ -298,25 +288,6 @@ class Stream:
                 closed += self._close_due()
         return closed
 
-    def _add_counted(self, event: Prediction) -> list[ClosedWindow]:
-        window = self.open.get(self.next_index)
-        if window is None:
-            window = self.open[self.next_index] = self._new(self.next_index)
-            window.first_offset = event.offset
-        if window.batches:
-            _unbatch(window)
-        rows = window.rows
-        rows.append(event)
-        window.n_rows += 1
-        if window.n_rows >= (self.rows or 0):
-            del self.open[self.next_index]
-            self.next_index += 1
-            self._fold(window)  # sets the first and last event times
-            return [self._close(window, (window.start_ms, window.end_ms))]
-        if len(rows) >= self.buffer_rows:
-            self._fold(window)
-        return []
-
     def _add_timed(self, event: Prediction) -> list[ClosedWindow]:
         assert self.duration_ms is not None
         index = event.timestamp_ms // self.duration_ms
@@ -334,9 +305,7 @@ class Stream:
         return []
 
     def _append(self, window: OpenWindow, event: Prediction) -> None:
-        if window.batches:
-            _unbatch(window)
-        window.rows.append(event)
+        _extend(window, [event])
         window.n_rows += 1
         if len(window.rows) >= self.buffer_rows:
             self._fold(window)
@@ -503,6 +472,14 @@ def _put(window: OpenWindow, batch: PredictionBatch) -> None:
         return
     window.batches.append(batch)
     window.batched += len(batch)
+
+
+def _extend(window: OpenWindow, events: list[Prediction]) -> None:
+    """Buffer events; a window holding batch slices takes them as events first (order and
+    fold chunks stay those of the per-event path)."""
+    if window.batches:
+        _unbatch(window)
+    window.rows.extend(events)
 
 
 def _unbatch(window: OpenWindow) -> None:

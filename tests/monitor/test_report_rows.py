@@ -20,6 +20,7 @@ from monitor.cli.examples import FEATURES
 from monitor.config import Config
 from monitor.evaluate import METHODS, ReportFiles, build_drift_report
 from monitor.ingest import Decoder, Prediction
+from monitor.ingest.batch import PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.stream import ModelPipeline, ReportJob, ReportRows, ReportWriter, Service, WindowRows
@@ -127,6 +128,45 @@ def test_reservoir_keeps_every_row_with_the_same_chance() -> None:
     # each row is kept with probability k/n: every tenth of the stream holds a tenth
     tenths = kept.reshape(10, -1).sum(axis=1) / (k * seeds)
     assert np.allclose(tenths, 0.1, atol=0.012), tenths
+
+
+def numbered_batch(n: int, features: dict[str, Any] | None = None) -> PredictionBatch:
+    stamps = np.arange(n, dtype=np.int64)
+    return PredictionBatch("m", "1", "t", 0, stamps, stamps, [str(i) for i in range(n)],
+                           features or {"x": stamps.astype(np.float64)}, [0] * n, [None] * n,
+                           [None] * n, [None] * n)
+
+
+def feed_both(batches: list[PredictionBatch], k: int) -> tuple[WindowRows, WindowRows, int]:
+    """The same rows as events and as batch slices; returns both and the most rows the
+    batch side's copies held."""
+    by_event, by_batch = WindowRows(k, 7), WindowRows(k, 7)
+    sizes, held = random_sizes(13, high=300), 0
+    for batch in batches:
+        events_of, start = batch.events(), 0
+        while start < len(batch):
+            stop = min(len(batch), start + next(sizes))
+            by_event.add(events_of[start:stop])
+            by_batch.add(batch.slice(start, stop))
+            held = max(held, by_batch.held_rows)
+            start = stop
+    return by_event, by_batch, held
+
+
+def test_a_long_window_in_batches_keeps_the_per_event_sample_in_bounded_memory() -> None:
+    k = 20
+    by_event, by_batch, held = feed_both([numbered_batch(50_000)], k)
+    assert by_batch.rows == by_event.rows
+    # the batch copies that hold the sample's rows: never more than twice the sample
+    assert held <= 2 * k
+
+
+def test_a_sample_of_batches_with_other_features_keeps_each_row_as_it_came() -> None:
+    # a window open across a baseline swap: batches decoded with two feature layouts
+    other = numbered_batch(3000, {"x": np.zeros(3000), "c": ["a"] * 3000})
+    by_event, by_batch, _ = feed_both([numbered_batch(3000), other], 20)
+    assert by_batch.rows == by_event.rows
+    assert {tuple(e.features) for e in by_batch.rows} == {("x",), ("x", "c")}
 
 
 def test_event_time_windows_hand_over_their_rows_and_not_the_late_ones(
