@@ -28,6 +28,7 @@ from monitor.runtime.app import service_app
 from monitor.runtime.build import Runtime, build
 from monitor.runtime.jobs import Jobs, schedule_service_jobs
 from monitor.runtime.logs import mask_secrets_in_logs
+from monitor.runtime.malloc import tune_malloc
 
 __all__ = ["run"]
 
@@ -59,6 +60,10 @@ def run(config_path: str | Path) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # one line per job run is noise; driftloop.jobs logs failures with the job's name
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # before any thread of the service allocates: see monitor.runtime.malloc
+    tuned = tune_malloc()
+    if tuned:
+        log.info("glibc malloc: %s", ", ".join(f"{k} {v}" for k, v in tuned.items()))
     config = load_config(config_path)
     mask_secrets_in_logs(known_secrets(config))
     token = read_secret(config.server.auth_token_env)
