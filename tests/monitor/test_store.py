@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, event, inspect, select, text
 
 from monitor.store import (
     CanaryState,
@@ -377,6 +377,26 @@ def test_bulk_join_of_thousands_of_rows(store: Store) -> None:
     pairs = store.join([("carloan", str(i)) for i in range(n)])
     assert [p.request_id for p in pairs] == [str(i) for i in range(0, n, 3)]
     assert store.pending_counts()["carloan"].predictions == n - n // 3
+
+
+def test_request_id_lookups_of_any_length_take_a_few_statement_texts(store: Store) -> None:
+    # the drivers keep a prepared statement per SQL text (SQLite's up to 128 per pooled
+    # connection, ~100 kB each at 1000 ids): one per IN-list length grew the service's
+    # memory for as long as new lengths came
+    texts: set[str] = set()
+    event.listen(store._engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: texts.add(statement))
+    store.add_predictions([_prediction(f"p{i}") for i in range(3000)])
+    store.add_labels([_label(f"l{i}") for i in range(3000)])
+    texts.clear()
+    lengths, taken = range(1, 2600, 41), 0
+    for n in lengths:
+        with store.transaction() as tx:
+            taken += len(tx.take_labels("carloan", [f"l{i}" for i in range(n)], None))
+            tx.take_predictions("carloan", [f"nothing{i}" for i in range(n)], None)
+    assert taken == max(lengths)  # each id taken once, by the first list that held it
+    # a power of two of ids per text (1, 2, 4, ... 1024) for each of the two lookups
+    assert len(texts) <= 2 * 11, len(texts)
 
 
 # -- triggers, runs, alerts, canary, decisions ---------------------------------------------
