@@ -9,14 +9,18 @@ blocks of hundreds of kB to MBs which glibc, once such a block has been freed, n
 longer maps on their own (its mmap threshold rises up to 32 MB), so they are cut from
 the arenas and their holes stay resident between long-lived small objects.
 
-At start-up, before the threads exist:
+At start-up, before the threads exist, ``M_ARENA_MAX`` is set to 2: the threads share
+two arenas instead of one each, so the free space left in them is shared too.
 
-- ``M_ARENA_MAX`` 2: the threads share two arenas instead of one each;
-- ``M_MMAP_THRESHOLD`` 256 kB, fixed: larger blocks are mapped on their own and given
-  back to the kernel when freed (a fixed threshold also fixes the trim threshold).
+Not set: a fixed ``M_MMAP_THRESHOLD`` (256 kB), which maps every large block on its own
+and gives it back when freed. It held RSS flatter still, but every poll then pays the
+page faults of its fetch buffers and columns again: ``benchmarks/bench_service.py``
+measured 19.4 against 16.3 µs of CPU per event (count windows, 300k events, median of
+3), a cost the soak showed no need for once SQLite's statement cache was bounded
+(``monitor.store.join``). ``MALLOC_MMAP_THRESHOLD_`` sets it for those who want it.
 
-A variable the operator set (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_`` or
-``GLIBC_TUNABLES``) wins; other C libraries (musl) are left alone.
+A variable the operator set (``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES``) wins; other C
+libraries (musl) are left alone.
 """
 
 from __future__ import annotations
@@ -27,17 +31,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ARENA_MAX", "MMAP_THRESHOLD", "tune_malloc"]
+__all__ = ["ARENA_MAX", "tune_malloc"]
 
 ARENA_MAX = 2
-MMAP_THRESHOLD = 256 * 1024
 # mallopt parameters (malloc.h)
-_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 # setting -> (mallopt parameter, value, the environment variable that overrides it)
 _SETTINGS = {
     "arena_max": (_M_ARENA_MAX, ARENA_MAX, "MALLOC_ARENA_MAX"),
-    "mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from monitor.runtime.malloc import ARENA_MAX, MMAP_THRESHOLD, glibc, tune_malloc
+from monitor.runtime.malloc import ARENA_MAX, glibc, tune_malloc
 
 
 class FakeLibc:
@@ -16,17 +16,17 @@ class FakeLibc:
         return 1
 
 
-def test_serve_caps_the_arenas_and_fixes_the_mmap_threshold() -> None:
+def test_serve_caps_the_arenas_and_leaves_the_mmap_threshold_dynamic() -> None:
     libc = FakeLibc()
-    assert tune_malloc(libc, {}) == {"arena_max": ARENA_MAX, "mmap_threshold": MMAP_THRESHOLD}
-    assert libc.calls == [(-8, ARENA_MAX), (-3, MMAP_THRESHOLD)]
+    assert tune_malloc(libc, {}) == {"arena_max": ARENA_MAX}
+    assert libc.calls == [(-8, ARENA_MAX)]
 
 
 def test_what_the_operator_set_wins() -> None:
     libc = FakeLibc()
-    assert tune_malloc(libc, {"MALLOC_ARENA_MAX": "4"}) == {"mmap_threshold": MMAP_THRESHOLD}
+    assert tune_malloc(libc, {"MALLOC_ARENA_MAX": "4"}) == {}
     assert tune_malloc(libc, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}) == {}
-    assert libc.calls == [(-3, MMAP_THRESHOLD)]
+    assert libc.calls == []
 
 
 def test_a_refused_setting_is_not_reported() -> None:
