@@ -95,7 +95,8 @@ def write_config(path: Path, *, bootstrap: str, topics: Topics, state_url: str,
                  kafka: dict[str, Any] | None = None, mlflow: dict[str, Any] | None = None,
                  port: int | None = None, model_name: str = "carloan") -> Path:
     """A service config on a free port; ``model`` / ``kafka`` entries override the defaults
-    (count windows of :data:`WINDOW_ROWS`, a persist at least every half second)."""
+    (count windows of :data:`WINDOW_ROWS`, a persist at least every half second, drift
+    reports in ``reports/`` beside the config)."""
     model_config: dict[str, Any] = {
         "baseline": baseline,
         "window": {"rows": WINDOW_ROWS},
@@ -110,6 +111,9 @@ def write_config(path: Path, *, bootstrap: str, topics: Topics, state_url: str,
                   **(kafka or {})},
         "state": {"url": state_url},
         "server": {"host": "127.0.0.1", "port": port or free_port(), "auth_token_env": None},
+        # beside the config, not a temporary folder: a service the test kills with -9
+        # cannot remove its own
+        "reports": {"dir": str(path.parent / "reports")},
         "models": {model_name: model_config},
     }
     if mlflow:
