@@ -29,18 +29,11 @@ from monitor.store import Store
 from monitor.stream import ModelPipeline, Service
 from monitor.stream.partitions import ALL_MODELS, PartitionMark
 from tests.monitor.test_codecs_bulk import BROKER_MS, good
+from tests.monitor.test_persist import Clock
 
 TOPIC = "predictions"
 TP = (TOPIC, 0)
 BATCH = 20  # records per poll
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Log:
@@ -120,6 +113,7 @@ def play(tmp: Path, baseline: Path, window: dict[str, Any], events: list[dict[st
     and a new one restores from the store. Returns the last process and the replayed
     record counts of the restarts."""
     log, clock = Log(log_of(events)), Clock()
+    clock.now = 1_000_000.0
     tmp.mkdir(parents=True, exist_ok=True)
     run = Run(tmp / "state.db", baseline, window, log, clock, interval, **model)
     replayed: list[int] = []
