@@ -23,7 +23,7 @@ import numpy as np
 
 from monitor.ingest.events import Prediction
 
-__all__ = ["FeatureColumn", "PredictionBatch"]
+__all__ = ["FeatureColumn", "LabelBatch", "PredictionBatch"]
 
 FeatureColumn = np.ndarray | list[Any]
 
@@ -120,3 +120,16 @@ class PredictionBatch:
 
     def __iter__(self) -> Iterator[Prediction]:
         return (self.event(i) for i in range(len(self)))
+
+
+@dataclass(slots=True)
+class LabelBatch:
+    """Labels of one model, in record order, as columns (the label join's input)."""
+
+    model: str
+    request_ids: list[str]
+    labels: list[float | int | str]
+    timestamps_ms: list[int]
+
+    def __len__(self) -> int:
+        return len(self.request_ids)

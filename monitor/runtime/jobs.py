@@ -170,9 +170,18 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
             metrics.set_offsets(processed)
             metrics.set_lags(processed_lag(loop.consumer, processed))
 
+    shown: set[str] = set()  # models with a pending gauge: 0 once nothing waits
+
     def refresh_pending() -> None:
-        for model, counts in runtime.store.pending_counts().items():
-            metrics.set_join_pending(model, counts.predictions, counts.labels)
+        with service.lock:  # predictions waiting in memory count as pending too
+            carried = service.persister.join.carried_counts()
+        stored = runtime.store.pending_counts()
+        shown.update(stored.keys() | carried.keys())
+        for model in sorted(shown):
+            counts = stored.get(model)
+            metrics.set_join_pending(model, carried.get(model, 0) + (counts.predictions if counts
+                                                                     else 0),
+                                     counts.labels if counts else 0)
 
     jobs.add("broker-check", every.broker_check_interval, check_broker)
     jobs.add("consumer-lag", every.metrics_interval, refresh_lag)

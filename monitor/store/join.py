@@ -206,6 +206,14 @@ class JoinOps(StoreOps):
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         return pairs
 
+    def waiting_labels(self, model: str) -> bool:
+        """Whether any label of ``model`` waits in the store (one index probe: a persist
+        whose predictions all found their labels in memory asks no more)."""
+        t = schema.pending_labels
+        with self._conn() as conn:
+            return conn.execute(select(t.c.request_id).where(t.c.model == model).limit(1)
+                                ).first() is not None
+
     def take_labels(self, model: str, request_ids: Sequence[str],
                     now_ms: int | None) -> dict[str, tuple[Any, int]]:
         """Remove the pending labels of these requests that have not expired at ``now_ms``

@@ -43,6 +43,7 @@ from monitor.baseline import Baseline
 from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.store import JoinedPair
+from monitor.stream.label_join import JoinedPairs
 from monitor.tables import canonical_category
 
 __all__ = ["ArmAccumulator", "ArmSpec"]
@@ -131,16 +132,15 @@ class ArmAccumulator:
             if latency is not None:
                 arm.latency = arm.latency.merge(latency)
 
-    def add_pairs(self, pairs: Mapping[str, Iterable[JoinedPair]]) -> None:
+    def add_pairs(self, pairs: Mapping[str, JoinedPairs | Iterable[JoinedPair]]) -> None:
         """Joined pairs per model (``Persisted.pairs``), after their transaction."""
         for model, found in pairs.items():
             spec = self.specs.get(model)
             if spec is None:
                 continue
-            by_version: dict[str, list[JoinedPair]] = {}
-            for pair in found:
-                by_version.setdefault(pair.version, []).append(pair)
-            losses = {version: _loss(spec, rows) for version, rows in by_version.items()}
+            columns = found if isinstance(found, JoinedPairs) else JoinedPairs.of(model, found)
+            losses = {version: _loss(spec, rows)
+                      for version, rows in columns.by_version().items()}
             with self._lock:
                 for version, loss in losses.items():
                     arm = self._arm(model, version, loss.n)
@@ -236,11 +236,13 @@ def _float(value: Any) -> float:
         return float("nan")
 
 
-def _loss(spec: ArmSpec, pairs: list[JoinedPair]) -> Moments:
+def _loss(spec: ArmSpec, pairs: JoinedPairs) -> Moments:
     """Moments of the per-row loss; rows the metric cannot read (no score for log_loss,
     a label that is not a number for a regression) are left out."""
     if spec.metric == "log_loss":
-        rows = [(_float(p.label), p.score) for p in pairs if p.score is not None]
+        rows = [(_float(label), score) for label, score in zip(pairs.labels, pairs.scores,
+                                                                 strict=True)
+                if score is not None]
         if not rows:
             return Moments()
         truth = np.asarray([r[0] for r in rows])
@@ -248,10 +250,10 @@ def _loss(spec: ArmSpec, pairs: list[JoinedPair]) -> Moments:
         score = np.asarray([r[1] for r in rows], np.float64)[keep]
         return Moments.of(row_loss("log_loss", truth[keep] == 1.0, None, score))
     if spec.regression:
-        truth = np.asarray([_float(p.label) for p in pairs])
-        predicted = np.asarray([_float(p.prediction) for p in pairs])
+        truth = np.asarray([_float(v) for v in pairs.labels])
+        predicted = np.asarray([_float(v) for v in pairs.predictions])
         keep = ~(np.isnan(truth) | np.isnan(predicted))
         return Moments.of(row_loss(spec.metric, truth[keep], predicted[keep]))
-    truth_c = np.asarray([canonical_category(p.label) for p in pairs], dtype=object)
-    predicted_c = np.asarray([canonical_category(p.prediction) for p in pairs], dtype=object)
+    truth_c = np.asarray([canonical_category(v) for v in pairs.labels], dtype=object)
+    predicted_c = np.asarray([canonical_category(v) for v in pairs.predictions], dtype=object)
     return Moments.of(row_loss(spec.metric, truth_c, predicted_c))

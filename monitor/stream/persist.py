@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from monitor.ingest import Label, Prediction
-from monitor.ingest.batch import PredictionBatch
+from monitor.ingest import Prediction
+from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
-from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Store, Transaction
+from monitor.store import Store
+from monitor.stream.label_join import JoinBuffer, JoinedPairs, carry_kind, carry_partition
 from monitor.stream.partitions import (
     ALL_MODELS,
     PartitionMark,
@@ -83,24 +84,18 @@ class Persisted:
     # that fails and is read again counts nothing twice
     events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
-    pairs: dict[str, list[Any]] = field(default_factory=dict)  # joined, per model (canary arms)
+    pairs: dict[str, JoinedPairs] = field(default_factory=dict)  # joined, per model (canary arms)
     # checkpoint rows written (open windows of dirty streams, performance windows, processed
     # marks that moved) and the bytes of their states
     checkpoints: int = 0
     checkpoint_bytes: int = 0
+    # of which the predictions carried to the next persist (monitor.stream.label_join)
+    carried_bytes: int = 0
 
 
 @dataclass
 class _Buffers:
     outputs: list[WindowOutput] = field(default_factory=list)
-    predictions: list[PendingPrediction] = field(default_factory=list)
-    labels: list[PendingLabel] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.predictions) + len(self.labels)
-
-
-_RowT = TypeVar("_RowT", PendingPrediction, PendingLabel)
 
 
 class Persister:
@@ -118,6 +113,9 @@ class Persister:
         # restart rebuilds it from the records since its snapshot
         self.snapshot_interval = snapshot_interval
         self.buffers = _Buffers()
+        # predictions and labels since the last persist, and predictions still waiting
+        # for their label in memory (see monitor.stream.label_join)
+        self.join = JoinBuffer()
         self.last_persist = clock()
         # each model's event time for its label-join TTL: its latest prediction time
         # persisted (one model's clock never expires another model's rows)
@@ -136,33 +134,16 @@ class Persister:
 
     def add_predictions(self, model: str, version: str, run: list[Prediction] | PredictionBatch,
                         ttl_seconds: float) -> None:
-        ttl_ms = int(ttl_seconds * 1000)
-        if isinstance(run, PredictionBatch):
-            self.buffers.predictions.extend(
-                PendingPrediction(
-                    model=model, request_id=request_id, version=version,
-                    prediction=prediction, timestamp_ms=stamp,
-                    expires_at_ms=stamp + ttl_ms, score=score, scores=scores)
-                for request_id, prediction, stamp, score, scores in zip(
-                    run.request_ids, run.predictions, run.timestamps_ms.tolist(), run.scores,
-                    run.class_scores, strict=True))
-            return
-        self.buffers.predictions.extend(
-            PendingPrediction(
-                model=model, request_id=e.request_id, version=version,
-                prediction=e.prediction, timestamp_ms=e.timestamp_ms,
-                expires_at_ms=e.timestamp_ms + ttl_ms, score=e.score, scores=e.scores)
-            for e in run)
+        self.join.add_predictions(model, version, run, ttl_seconds)
 
-    def add_label(self, event: Label, ttl_seconds: float) -> None:
-        self.buffers.labels.append(PendingLabel(
-            model=event.model, request_id=event.request_id, label=event.label,
-            timestamp_ms=event.timestamp_ms,
-            expires_at_ms=event.timestamp_ms + int(ttl_seconds * 1000)))
+    def add_labels(self, batch: LabelBatch, ttl_seconds: float) -> None:
+        self.join.add_labels(batch, ttl_seconds)
 
     def discard(self) -> None:
-        """Forget what was not persisted (a rewind reloads it from the stream)."""
+        """Forget what was not persisted (a rewind reloads it from the stream, and what
+        waited in memory for its label from the store)."""
         self.buffers = _Buffers()
+        self.join.clear()
         self.counts, self.invalid = Counter(), Counter()
         self.stored_marks = {}
 
@@ -170,7 +151,7 @@ class Persister:
         since = self.clock() - self.last_persist
         windows_due = bool(self.buffers.outputs) and since >= WINDOW_PERSIST_SECONDS
         if not (force or since >= interval_seconds or windows_due
-                or len(self.buffers) >= MAX_BUFFERED_ROWS):
+                or len(self.join) >= MAX_BUFFERED_ROWS):
             return False
         if not (positions_moved or self.buffers.outputs or force):
             self.last_persist = self.clock()  # nothing happened since: start a new interval
@@ -190,14 +171,26 @@ class Persister:
         written = self._snapshots(force, now)  # streams whose checkpoint this persist writes
         marks = partitions.marks(pending, self._replays(written))
         moved = {tp: mark for tp, mark in marks.items() if self.stored_marks.get(tp) != mark}
-        rows = size = 0
+        rows = size = carried_bytes = 0
         with self.store.transaction() as tx:
             tx.check_partitions(self.group, partitions.epochs)
             for out in buffers.outputs:
                 tx.put_window(out.model, out.version, out.key, out.index, out.result,
                               out.start_ms, out.end_ms)
-            joins = self._join(tx, buffers)  # canary arms (issue 10): kept for Persisted.pairs
-            for model, pairs in joins.items():
+            clocks = self.event_time_ms
+            for model, latest in self.join.latest_prediction_ms().items():
+                if latest > clocks.get(model, -1):
+                    clocks[model] = latest
+            join = self.join.join(tx, clocks)
+            for (model, partition), carried in join.states.items():
+                if carried is None:
+                    tx.delete_checkpoint(model, ALL_VERSIONS, carry_kind(partition))
+                else:
+                    carried_bytes += tx.save_checkpoint(model, ALL_VERSIONS,
+                                                        carry_kind(partition), carried, {})
+                    rows += 1
+            size += carried_bytes
+            for model, pairs in join.pairs.items():
                 joined[model] = len(pairs)
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
@@ -228,12 +221,14 @@ class Persister:
             stream.covers, stream.first_offset, stream.snapshot_s = covers[stream], None, now
         self.stored_marks = marks
         self.buffers = _Buffers()
+        self.join.commit(join)
         self.retired = []
         self.last_persist = self.clock()
         counts, invalid = self.counts, self.invalid
         self.counts, self.invalid = Counter(), Counter()
-        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid, joins,
-                         checkpoints=rows, checkpoint_bytes=size)
+        return Persisted(buffers.outputs, performance, joined, positions, counts, invalid,
+                         join.pairs,
+                         checkpoints=rows, checkpoint_bytes=size, carried_bytes=carried_bytes)
 
     def _snapshots(self, force: bool, now: float) -> list[Stream]:
         """The dirty streams whose state this persist writes: all when forced or without a
@@ -309,9 +304,16 @@ class Persister:
             if checkpoint.kind == PERFORMANCE_KIND:
                 if first_restore:
                     pipeline.restore_performance(state)
+            elif (carried := carry_partition(checkpoint.kind)) is not None:
+                if carried in prediction_partitions:
+                    self.join.restore_carried(checkpoint.model, state)
             elif int(checkpoint.kind.lstrip("p")) in prediction_partitions:
                 pipeline.stream(checkpoint.version, int(checkpoint.kind.lstrip("p"))).restore(state)
         return marks
+
+    def forget(self, partitions: set[int]) -> None:
+        """Predictions partitions handed over: their carried rows are the new owner's."""
+        self.join.drop_partitions(partitions)
 
     def rebuild(self, marks: Mapping[TopicPartitionKey, PartitionMark],
                 handled: Mapping[TopicPartitionKey, int]) -> None:
@@ -333,63 +335,3 @@ class Persister:
                     if p == partition and stream.first_offset is None:
                         stream.covers = min(offset, stream.covers if stream.covers is not None
                                             else offset)
-
-    def _join(self, tx: Transaction, buffers: _Buffers) -> dict[str, list[Any]]:
-        """Join the rows that arrived since the last persist, store the rest as pending,
-        and return the pairs completed, per model.
-
-        No row is stored only to be found and deleted again: a prediction and its label
-        that both arrived since the last persist pair in memory; a row whose partner
-        already waits in the store takes it out in one ``DELETE ... RETURNING``; only rows
-        without a partner are stored, to wait for it. The newest copy of a request id
-        stands for it, as the store's upsert would have it, and a side already past its TTL
-        on its model's clock joins nothing (it is stored, and expires).
-        """
-        clocks = self.event_time_ms
-        for p in buffers.predictions:
-            if p.timestamp_ms > clocks.get(p.model, -1):
-                clocks[p.model] = p.timestamp_ms
-        predictions = _newest(buffers.predictions)
-        labels = _newest(buffers.labels)
-        pairs: list[JoinedPair] = []
-        for model in predictions.keys() | labels.keys():
-            now = clocks.get(model)
-            mine = predictions.get(model, {})
-            theirs = labels.get(model, {})
-            live_p = {rid: p for rid, p in mine.items() if now is None or p.expires_at_ms > now}
-            live_l = {rid: lab for rid, lab in theirs.items()
-                      if now is None or lab.expires_at_ms > now}
-            for rid in live_p.keys() & live_l.keys():
-                pairs.append(_pair(live_p[rid], live_l[rid].label, live_l[rid].timestamp_ms))
-            # a row takes a stored partner only when no copy of its partner came with it
-            alone = [rid for rid in live_p if rid not in theirs]
-            for rid, (label, label_ms) in tx.take_labels(model, alone, now).items():
-                pairs.append(_pair(live_p[rid], label, label_ms))
-            alone = [rid for rid in live_l if rid not in mine]
-            for rid, waiting in tx.take_predictions(model, alone, now).items():
-                pairs.append(_pair(waiting, live_l[rid].label, live_l[rid].timestamp_ms))
-        joined = {(pair.model, pair.request_id) for pair in pairs}
-        rest_p = [p for p in buffers.predictions if (p.model, p.request_id) not in joined]
-        rest_l = [lab for lab in buffers.labels if (lab.model, lab.request_id) not in joined]
-        if rest_p:
-            tx.add_predictions(rest_p)
-        if rest_l:
-            tx.add_labels(rest_l)
-        pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
-        by_model: dict[str, list[Any]] = {}
-        for pair in pairs:
-            by_model.setdefault(pair.model, []).append(pair)
-        return by_model
-
-
-def _newest(rows: Sequence[_RowT]) -> dict[str, dict[str, _RowT]]:
-    """The last copy of each request id, by model (rows come in offset order)."""
-    out: dict[str, dict[str, _RowT]] = {}
-    for row in rows:
-        out.setdefault(row.model, {})[row.request_id] = row
-    return out
-
-
-def _pair(p: PendingPrediction, label: Any, label_ms: int) -> JoinedPair:
-    return JoinedPair(p.model, p.request_id, p.version, p.prediction, p.score, p.scores,
-                      label, p.timestamp_ms, label_ms)

@@ -13,8 +13,8 @@ restored checkpoint still refers to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from monitor.evaluate import (
 )
 from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
-from monitor.store import JoinedPair
+from monitor.stream.label_join import JoinedPairs
 from monitor.stream.windows import ClosedWindow, Stream
 from monitor.tables import canonical_category
 
@@ -59,13 +59,29 @@ class WindowOutput:
 
 @dataclass
 class PerformanceWindow:
-    """Joined pairs of one (model, version) waiting to fill a performance window."""
+    """Joined pairs of one (model, version) waiting to fill a performance window, as
+    columns (label, prediction, score)."""
 
     index: int = 0
-    pairs: list[tuple[Any, Any, float | None]] | None = None
+    labels: list[Any] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "pairs": [list(p) for p in self.pairs or []]}
+        return {"index": self.index, "labels": self.labels, "predictions": self.predictions,
+                "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceWindow:
+        if "pairs" in data:  # written before the columns: [[label, prediction, score], ...]
+            pairs = [tuple(p) for p in data["pairs"]]
+            return cls(int(data["index"]), [p[0] for p in pairs], [p[1] for p in pairs],
+                       [p[2] for p in pairs])
+        return cls(int(data["index"]), list(data["labels"]), list(data["predictions"]),
+                   list(data["scores"]))
 
 
 class ModelPipeline:
@@ -296,35 +312,39 @@ class ModelPipeline:
                             closed.bounds_ms[0], closed.bounds_ms[1])
 
     # -- realized performance over joined (prediction, label) pairs -------------------------
-    def add_pairs(self, pairs: Iterable[JoinedPair]) -> list[tuple[str, int, dict[str, Any]]]:
+    def add_pairs(self, pairs: JoinedPairs) -> list[tuple[str, int, dict[str, Any]]]:
         """Feed joined pairs; returns (version, index, performance dict) per closed window."""
         size = self.config.performance.window_rows
         done: list[tuple[str, int, dict[str, Any]]] = []
-        for pair in pairs:
-            window = self.performance.setdefault(pair.version, PerformanceWindow(pairs=[]))
-            assert window.pairs is not None
-            window.pairs.append((pair.label, pair.prediction, pair.score))
-            if len(window.pairs) >= size:
-                result = self._performance(window.pairs)
+        for version, mine in pairs.by_version().items():
+            window = self.performance.setdefault(version, PerformanceWindow())
+            at, n = 0, len(mine)
+            while at < n:
+                take = min(n - at, size - len(window))
+                window.labels.extend(mine.labels[at:at + take])
+                window.predictions.extend(mine.predictions[at:at + take])
+                window.scores.extend(mine.scores[at:at + take])
+                at += take
+                if len(window) < size:
+                    break
+                result = self._performance(window)
                 if result is not None:
                     # the window's number travels with the result, so evidence read back
                     # from a stored window result has the same identity as it had live
                     result = {**result, "window": window.index}
-                    self.last_performance[pair.version] = result
-                    done.append((pair.version, window.index, result))
-                window.index += 1
-                window.pairs = []
+                    self.last_performance[version] = result
+                    done.append((version, window.index, result))
+                self.performance[version] = window = PerformanceWindow(window.index + 1)
         return done
 
-    def _performance(self, pairs: list[tuple[Any, Any, float | None]]) -> dict[str, Any] | None:
-        regression = self.baseline.task == "regression"
-
-        def canon(value: Any) -> Any:
-            return float(value) if regression else canonical_category(value)
-
-        y_true = np.array([canon(p[0]) for p in pairs], dtype=np.float64 if regression else object)
-        y_pred = np.array([canon(p[1]) for p in pairs], dtype=np.float64 if regression else object)
-        scores = [p[2] for p in pairs]
+    def _performance(self, window: PerformanceWindow) -> dict[str, Any] | None:
+        if self.baseline.task == "regression":
+            y_true = np.asarray([float(v) for v in window.labels], dtype=np.float64)
+            y_pred = np.asarray([float(v) for v in window.predictions], dtype=np.float64)
+        else:
+            y_true = _categories(window.labels)
+            y_pred = _categories(window.predictions)
+        scores = window.scores
         score = (None if any(s is None for s in scores)
                  else np.asarray(scores, dtype=np.float64))
         return evaluate_performance_window(self.baseline, self.config,
@@ -336,9 +356,19 @@ class ModelPipeline:
                 "last": self.last_performance}
 
     def restore_performance(self, state: dict[str, Any]) -> None:
-        self.performance = {
-            version: PerformanceWindow(index=int(data["index"]),
-                                       pairs=[tuple(p) for p in data["pairs"]])
-            for version, data in state.get("windows", {}).items()
-        }
+        self.performance = {version: PerformanceWindow.from_dict(data)
+                            for version, data in state.get("windows", {}).items()}
         self.last_performance = dict(state.get("last", {}))
+
+
+def _categories(values: list[Any]) -> np.ndarray:
+    """``canonical_category`` of each value, computed once per distinct value."""
+    # keyed by (type, value): 1, 1.0 and True are one dict key but may not be one category
+    keys = list(zip(map(type, values), values, strict=True))
+    try:
+        canon = {key: canonical_category(key[1]) for key in set(keys)}
+    except TypeError:  # an unhashable value (a label that is a list): one at a time
+        return np.array([canonical_category(v) for v in values], dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = [canon[key] for key in keys]
+    return out

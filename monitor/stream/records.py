@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.ingest import DeadLetters, DecodeError, Decoder, Label, Prediction
-from monitor.ingest.batch import PredictionBatch
+from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.ingest.codecs.bulk import decode_native
+from monitor.ingest.codecs.bulk_labels import decode_labels
 from monitor.stream.partitions import TopicPartitionKey
 from monitor.stream.pipeline import ModelPipeline
 
@@ -83,6 +84,27 @@ class RecordReader:
             except Exception as exc:  # nothing a record holds may stop the loop
                 self.dead_letter(record, _undecodable(exc))
         return labels
+
+    def label_runs(self, key: TopicPartitionKey, records: list[Any],
+                   handled: int) -> list[LabelBatch]:
+        """The partition's labels per model, in record order: decoded in one call when the
+        whole batch is clean (:func:`decode_labels`), else record by record
+        (:meth:`labels`) with a dead letter per bad record."""
+        if records and records[0].offset >= handled and not (
+                self.quarantined and any((key[0], key[1], r.offset) in self.quarantined
+                                         for r in records)):
+            batches = decode_labels(self.decoder, records)
+            if batches is not None:
+                return batches
+        out: dict[str, LabelBatch] = {}
+        for label in self.labels(key, records, handled):
+            batch = out.get(label.model)
+            if batch is None:
+                batch = out[label.model] = LabelBatch(label.model, [], [], [])
+            batch.request_ids.append(label.request_id)
+            batch.labels.append(label.label)
+            batch.timestamps_ms.append(label.timestamp_ms)
+        return list(out.values())
 
     def prediction_runs(self, key: TopicPartitionKey, records: list[Any],
                         handled: int) -> list[Run]:

@@ -42,14 +42,13 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import Config
-from monitor.ingest import Consumer, DeadLetters, Decoder, Label
-from monitor.ingest.batch import PredictionBatch
+from monitor.ingest import Consumer, DeadLetters, Decoder
+from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import StaleOwnership, Store
 from monitor.stream.alignment import LabelAlignment
@@ -164,12 +163,10 @@ class Service:
                 stats.records += len(records)
                 handled = self.partitions.handled(key)
                 if tp.topic == self.config.kafka.labels_topic:
-                    labels = self.reader.labels(key, records, handled)
-                    for label in labels:
-                        self._on_label(label)
-                    for model, n in Counter(label.model for label in labels).items():
-                        self.persister.counts[(model, "", "label")] += n
-                    stats.labels += len(labels)
+                    for batch in self.reader.label_runs(key, records, handled):
+                        self._on_labels(batch)
+                        self.persister.counts[(batch.model, "", "label")] += len(batch)
+                        stats.labels += len(batch)
                 else:
                     runs = self.reader.prediction_runs(key, records, handled)
                     for (model, version), replayed in runs_of(self.decoder.take_replayed()):
@@ -233,10 +230,10 @@ class Service:
             if self.report_rows is not None:
                 self.report_rows.closed(pipeline, output)
 
-    def _on_label(self, event: Label) -> None:
-        pipeline = self.pipelines[event.model]
+    def _on_labels(self, batch: LabelBatch) -> None:
+        pipeline = self.pipelines[batch.model]
         if pipeline.joins_labels:  # else counted, but nothing can be evaluated with it
-            self.persister.add_label(event, pipeline.config.performance.label_ttl)
+            self.persister.add_labels(batch, pipeline.config.performance.label_ttl)
 
     def housekeep(self) -> None:
         """Close the windows of idle event-time streams and retire streams without events
@@ -352,6 +349,7 @@ class Service:
         predictions = {p for t, p in gone if t == self.config.kafka.predictions_topic}
         for pipeline in self.pipelines.values():
             pipeline.drop_streams(predictions)
+        self.persister.forget(predictions)
         if self.report_rows is not None:
             self.report_rows.forget(predictions)
         self.partitions.forget(gone)

@@ -36,7 +36,7 @@ import numpy as np
 from monitor.ingest.batch import FeatureColumn, PredictionBatch
 from monitor.ingest.codecs.fields import MAX_ID_CHARS, DecodeError, parse_timestamp_ms
 
-__all__ = ["FeatureKinds", "decode_native"]
+__all__ = ["FeatureKinds", "Int", "clean_values", "decode_native"]
 
 # (name, numeric) per feature of a model's baseline, prediction and score columns left out;
 # None: the model has no baseline this path can use
@@ -110,7 +110,8 @@ def _decoders_of(kinds: Kinds) -> tuple[msgspec.json.Decoder[Any], msgspec.json.
     return found
 
 
-def _clean_records(records: Sequence[Any], max_record_bytes: int) -> list[bytes] | None:
+def clean_values(records: Sequence[Any], max_record_bytes: int) -> list[bytes] | None:
+    """The records' values when none is empty, oversized or a CloudEvents half."""
     values = list(map(_values, records))
     try:
         sizes = list(map(len, values))
@@ -133,7 +134,7 @@ def decode_native(decoder: Any, records: Sequence[Any],
     :class:`~monitor.ingest.codecs.decoder.Decoder` (its configuration and caches)."""
     if not records or not decoder.native:
         return None
-    values = _clean_records(records, decoder.max_record_bytes)
+    values = clean_values(records, decoder.max_record_bytes)
     if values is None:
         return None
     # the usual case first: every record of the model of the first, decoded in one pass
