@@ -97,8 +97,8 @@ class KafkaConfig(Section):
     window stream per model. Off: windows per (model, version, partition), as one replica
     has them. Count windows (window.rows) stay per partition either way."""
     partials_topic: str | None = None
-    """Internal topic of partial window summaries; null: <group_id>-partials. Created at start
-    when missing (partials_partitions), without log compaction."""
+    """Internal topic of partial window summaries; null: the group_id followed by -partials.
+    Created at start when missing (partials_partitions), without log compaction."""
     partials_partitions: PositiveInt = 6
     """Partitions of partials_topic when the service creates it: the number of replicas that
     can own models at once."""
