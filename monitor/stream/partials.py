@@ -234,7 +234,9 @@ class PartialPublisher:
 
     def _send(self, partial: Partial) -> None:
         assert self.producer is not None, "partials: not connected"
-        # one partition per model, so a model's partials keep their order
+        # one partition per model, so a model's partials keep their order: a window's partial
+        # before the heartbeat that passes its end (kafka-python's idempotent producer, on by
+        # default, keeps the order through retries)
         self.producer.send(self.topic, key=partial.model.encode(), value=partial.encode(),
                            partition=owner_partition(partial.model, self.partitions))
 
