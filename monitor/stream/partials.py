@@ -171,8 +171,9 @@ class PartialPublisher:
     heartbeat_seconds: float
     producer: Any = None
     clock: Callable[[], float] = time.time
-    # (model, source partition) -> (report, when sent, window index of its watermark)
-    _sent: dict[tuple[str, int], tuple[Any, float]] = field(default_factory=dict)
+    # (model, source partition) -> the last report sent, (watermark, idle), and when
+    _sent: dict[tuple[str, int], tuple[tuple[int | None, bool], float]] = field(
+        default_factory=dict)
 
     def window(self, closed: ClosedWindow, stream: Stream | None, last_offset: int | None
                ) -> Partial:
