@@ -202,7 +202,8 @@ class WindowResult(_Documented):
     baseline without a CBPE reference (regression, no scores, or built before
     driftloop/baseline/v2). Shown beside the realized performance once labels join."""
     partition: int | None = None
-    """Streams: the Kafka partition the window's events came from."""
+    """Streams: the Kafka partition the window's events came from; null for a window merged
+    from every partition's partial summaries (kafka.partials, event-time windows)."""
     baseline: str | None = None
     """Streams: the key of the baseline the window was binned with (runs:/<id> for
     baselines that follow an MLflow alias)."""

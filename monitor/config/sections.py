@@ -90,6 +90,25 @@ class KafkaConfig(Section):
     max_persist_attempts: PositiveInt = 3
     """A record whose results fail to store this many times, each after reloading the stored
     state, is dead-lettered as poison and the stream moves past it."""
+    partials: bool = False
+    """Scale-out (issue 15): each replica turns the event-time windows (window.duration) its
+    partitions close into partial summaries published to partials_topic, keyed by model,
+    and the replica assigned the model's partition of that topic merges them into one
+    window stream per model. Off: windows per (model, version, partition), as one replica
+    has them. Count windows (window.rows) stay per partition either way."""
+    partials_topic: str | None = None
+    """Internal topic of partial window summaries; null: the group_id followed by -partials.
+    Created at start when missing (partials_partitions), without log compaction."""
+    partials_partitions: PositiveInt = 6
+    """Partitions of partials_topic when the service creates it: the number of replicas that
+    can own models at once."""
+    partials_heartbeat_seconds: Duration = 0.5
+    """How often at most a replica reports a partition's watermark to a model's owner when it
+    moved (at once when it passes a window boundary); every 5 s when it did not."""
+
+    @property
+    def partials_topic_name(self) -> str:
+        return self.partials_topic or f"{self.group_id}-partials"
 
 
 class StateConfig(Section):

@@ -138,8 +138,11 @@ def ms(value: datetime | None) -> int | None:
 
 
 def window_id(result: Mapping[str, Any]) -> str:
-    # windows are numbered per (version, partition): the partition belongs in the identity
-    return f"{result.get('version')}:p{result.get('partition', 0)}:{result.get('window')}"
+    # windows are numbered per (version, partition): the partition belongs in the identity;
+    # a window merged from partial summaries (partition null) has its own key, "m"
+    partition = result.get("partition", 0)
+    stream = "m" if partition is None else f"p{partition}"
+    return f"{result.get('version')}:{stream}:{result.get('window')}"
 
 
 def state_from_row(model: str, row: StoredTriggerState | None) -> TriggerState:

@@ -35,7 +35,13 @@ from kafka.structs import MemberState, OffsetAndMetadata
 
 from monitor.baseline import RegistryWatch
 from monitor.config import Config
-from monitor.ingest import Consumer, DeadLetterWriter, make_consumer, make_producer
+from monitor.ingest import (
+    Consumer,
+    DeadLetterWriter,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from monitor.stream.poison import PoisonHunt, transient
 from monitor.stream.service import Service
 
@@ -99,6 +105,12 @@ class ConsumerLoop:
                 self.producer = make_producer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
             if self.consumer is None:
                 self.consumer = make_consumer(kafka, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+            if self.service.scaleout is not None:
+                # not log-compacted: the key is the model, and compaction would keep only a
+                # model's last partial, dropping the others before the owner merged them
+                ensure_topics(kafka.bootstrap_servers, [kafka.partials_topic_name],
+                              partitions=kafka.partials_partitions)
+                self.service.scaleout.connected(self.consumer, self.producer)
         except KafkaError as exc:
             self.broker_ok = False
             self.last_error = (f"no broker answers at {', '.join(kafka.bootstrap_servers)} "
@@ -239,8 +251,11 @@ class ConsumerLoop:
     def _subscribe(self) -> None:
         assert self.consumer is not None
         kafka = self.config.kafka
-        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic],
-                                listener=_Rebalance(self.rebalances))
+        topics = [kafka.predictions_topic, kafka.labels_topic]
+        if self.service.scaleout is not None:
+            # one group, one assignment: Kafka picks each model's owner with the rest
+            topics.append(self.service.scaleout.topic)
+        self.consumer.subscribe(topics, listener=_Rebalance(self.rebalances))
 
     def _recreate_consumer(self) -> None:
         old, self.consumer = self.consumer, None

@@ -42,6 +42,7 @@ from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.stream.label_join import JoinBuffer, JoinedPairs, carry_kind, carry_partition
+from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partitions import (
     ALL_MODELS,
     PartitionMark,
@@ -127,6 +128,9 @@ class Persister:
         self.invalid: Counter[str] = Counter()
         # the processed marks as last stored: an unchanged one is not written again
         self.stored_marks: dict[TopicPartitionKey, PartitionMark] = {}
+        # scale-out (issue 15): the owned models' merge states, written when they changed
+        self.owner: ModelOwner | None = None
+        self.owner_states: list[tuple[str, str, Any]] = []  # as the last load read them
 
     @property
     def outputs(self) -> list[WindowOutput]:
@@ -209,6 +213,10 @@ class Persister:
                                            {**stream.checkpoint(), "covers": covers[stream]},
                                            {})
                 rows += 1
+            owned = [] if self.owner is None else self.owner.dirty_states()
+            for model, state in owned:
+                size += tx.save_checkpoint(model, ALL_VERSIONS, OWNER_KIND, state, {})
+                rows += 1
             if positions:
                 tx.commit_offsets(self.group, positions)
             for (topic, partition), mark in moved.items():
@@ -220,6 +228,8 @@ class Persister:
             stream.dirty = stream.must_snapshot = False
             stream.covers, stream.first_offset, stream.snapshot_s = covers[stream], None, now
         self.stored_marks = marks
+        if self.owner is not None:
+            self.owner.stored(model for model, _ in owned)
         self.buffers = _Buffers()
         self.join.commit(join)
         self.retired = []
@@ -289,6 +299,7 @@ class Persister:
         (:meth:`rebuild` first makes the streams the marks name as fresh)."""
         marks: dict[TopicPartitionKey, PartitionMark] = {}
         self.stored_marks = {}  # written again at the next persist, whatever they hold
+        self.owner_states = []
         for checkpoint in self.store.load_checkpoints():
             state = checkpoint.state
             if not isinstance(state, dict):
@@ -301,7 +312,9 @@ class Persister:
             pipeline = self.pipelines.get(checkpoint.model)
             if pipeline is None:
                 continue
-            if checkpoint.kind == PERFORMANCE_KIND:
+            if checkpoint.kind == OWNER_KIND:
+                self.owner_states.append((checkpoint.model, checkpoint.kind, state))
+            elif checkpoint.kind == PERFORMANCE_KIND:
                 if first_restore:
                     pipeline.restore_performance(state)
             elif (carried := carry_partition(checkpoint.kind)) is not None:

@@ -151,6 +151,10 @@ class ModelPipeline:
     def _profiles_for(self, key: str) -> Any:
         return self._known(key)[1]
 
+    def baseline_profiles(self, key: str) -> Any:
+        """The bins of baseline ``key`` (a partial summary's window is read back on them)."""
+        return self._known(key)[1]
+
     def _estimator_for(self, key: str) -> WindowEstimator | None:
         if key not in self._estimators:
             self._estimators[key] = WindowEstimator.of(self._known(key)[0])

@@ -260,7 +260,10 @@ class ReportRows:
 
     def closed(self, pipeline: ModelPipeline, output: WindowOutput) -> None:
         """After ``pipeline.evaluate``: a drifted window's rows go to the writer."""
-        partition = int(output.result.get("partition", -1))
+        # a window merged from partial summaries (issue 15) has no partition: its rows
+        # stayed with the replicas that published them
+        found = output.result.get("partition", -1)
+        partition = -1 if found is None else int(found)
         rows = self.open.get((output.model, output.version, partition), {}).pop(output.index,
                                                                                 None)
         if not drifted(output.result):

@@ -59,6 +59,7 @@ from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.records import RecordReader, RunEvents, runs_of
 from monitor.stream.report_rows import ReportRows
+from monitor.stream.scaleout import ScaleOut
 from monitor.stream.windows import ClosedWindow
 
 __all__ = ["HOUSEKEEPING_SECONDS", "Reactor", "Service", "StepStats"]
@@ -129,6 +130,11 @@ class Service:
         # per partition: the first offset of records polled before this process held it
         self._unread: dict[TopicPartitionKey, int] = {}
         self.alignment = _alignment(config, pipelines)
+        # issue 15: event-time windows merged per model by its owner (None: per partition)
+        self.scaleout = ScaleOut(config.kafka, pipelines, metrics.count_late, clock) \
+            if config.kafka.partials else None
+        if self.scaleout is not None:
+            self.persister.owner = self.scaleout.owner
 
     def swap_baseline(self, model: str, key: str, baseline: Any) -> None:
         """Between batches (a window boundary for every stream): new windows of ``model``
@@ -167,6 +173,8 @@ class Service:
                         self._on_labels(batch)
                         self.persister.counts[(batch.model, "", "label")] += len(batch)
                         stats.labels += len(batch)
+                elif self.scaleout is not None and tp.topic == self.scaleout.topic:
+                    self.scaleout.on_records(records, handled)
                 else:
                     runs = self.reader.prediction_runs(key, records, handled)
                     for (model, version), replayed in runs_of(self.decoder.take_replayed()):
@@ -186,6 +194,8 @@ class Service:
                 stats.invalid += n
             if self.clock() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
                 self.housekeep()
+            if self.scaleout is not None:
+                self._own()
         stats.persisted = self.persist(force=force_persist)
         return stats
 
@@ -212,23 +222,39 @@ class Service:
         if self.report_rows is not None:
             self.report_rows.feed(pipeline, version, partition, run)
         now_ms = int(self.clock() * 1000)
+        last = int(run.offsets[-1]) if isinstance(run, PredictionBatch) else run[-1].offset
         self._evaluate(pipeline, pipeline.add_batch(run, now_ms)
                        if isinstance(run, PredictionBatch)
-                       else pipeline.add_many(version, partition, run, now_ms))
+                       else pipeline.add_many(version, partition, run, now_ms), last)
         if self.report_rows is not None:
             self.report_rows.settle(pipeline, version, partition)
         if pipeline.joins_labels:  # else no reference performance: no join state to keep
             self.persister.add_predictions(model, version, run,
                                            pipeline.config.performance.label_ttl)
 
-    def _evaluate(self, pipeline: ModelPipeline, closed: list[ClosedWindow]) -> None:
+    def _evaluate(self, pipeline: ModelPipeline, closed: list[ClosedWindow],
+                  last_offset: int | None = None) -> None:
+        """Evaluate closed windows; with partials, a partition's event-time window goes to
+        its model's owner instead (``last_offset``: of the run that closed it)."""
         for window in closed:
+            if self.scaleout is not None and window.partition is not None \
+                    and self.scaleout.publishes(pipeline):
+                self.scaleout.publish(pipeline, window, last_offset)
+                continue
             started = time.perf_counter()
             output = pipeline.evaluate(window)
             self.persister.outputs.append(output)
             self.metrics.observe_evaluation(pipeline.name, time.perf_counter() - started)
             if self.report_rows is not None:
                 self.report_rows.closed(pipeline, output)
+
+    def _own(self) -> None:
+        """Issue 15: report the held partitions' watermarks (after the windows they closed
+        were published), then evaluate the owned models' merged windows that are due."""
+        assert self.scaleout is not None
+        self.scaleout.heartbeats(int(self.clock() * 1000))
+        for window in self.scaleout.due(self.consumer):
+            self._evaluate(self.pipelines[window.model], [window])
 
     def _on_labels(self, batch: LabelBatch) -> None:
         pipeline = self.pipelines[batch.model]
@@ -257,7 +283,10 @@ class Service:
 
     def commit_positions(self) -> dict[TopicPartitionKey, int]:
         """Next offsets safe to commit: never past a KServe half still waiting for its partner."""
-        return self.partitions.commit_positions(self.decoder.joiner.pending_offsets())
+        held = self.decoder.joiner.pending_offsets()
+        if self.scaleout is not None:  # partials not merged yet are read again after a restart
+            held = {**held, **self.scaleout.held_back()}
+        return self.partitions.commit_positions(held)
 
     # -- persist and export ------------------------------------------------------------------
     def persist(self, force: bool = False) -> Persisted | None:
@@ -273,6 +302,8 @@ class Service:
                 return None
             if self.dead_letters is not None:
                 self.metrics.count_dead_letters(self.dead_letters.flush())
+            if self.scaleout is not None:  # publish, then commit the offsets past the events
+                self.scaleout.publisher.flush()
             try:
                 persisted = self._write(force)
             except StaleOwnership as exc:
@@ -301,6 +332,9 @@ class Service:
             epochs = self.store.take_partitions(self.group, wanted, self.member)
             predictions = {p for t, p in wanted if t == self.config.kafka.predictions_topic}
             marks = self.persister.load(predictions, first_restore=not self.partitions.owned)
+            if self.scaleout is not None:
+                owned = self.scaleout.take(wanted, int(self.clock() * 1000))
+                self.scaleout.restore(self.persister.owner_states, owned)
             self.decoder.joiner.expect({tp: marks[tp].pending for tp in wanted if tp in marks})
             current = {tp: topic_id(self.consumer, tp[0]) if self.consumer else None
                        for tp in wanted}
@@ -357,6 +391,8 @@ class Service:
             self.alignment.forget(gone)
         self.decoder.joiner.drop_partitions(gone)
         self.metrics.forget_partitions(gone)
+        if self.scaleout is not None:
+            self.scaleout.forget(gone)
 
     def rewind(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """Forget everything not persisted and reload from the store, as a restart would.
@@ -377,6 +413,8 @@ class Service:
             self.persister.discard()
             if self.report_rows is not None:
                 self.report_rows.clear()
+            if self.scaleout is not None:
+                self.scaleout.clear()
             return self.restore(assigned)
 
 

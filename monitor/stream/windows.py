@@ -115,13 +115,15 @@ def _summary(data: Mapping[str, Any],
 class ClosedWindow:
     model: str
     version: str
-    partition: int
+    partition: int | None  # None: merged from the partitions' partial summaries (issue 15)
     window: OpenWindow
     # time windows: the window's bounds; count windows: the first and last event times
     bounds_ms: tuple[int | None, int | None]
 
     @property
     def key(self) -> str:
+        if self.partition is None:
+            return f"m:{self.window.index}"
         return f"p{self.partition}:{self.window.index}"
 
 
@@ -169,6 +171,7 @@ class Stream:
         # baseline swap): the next persist writes it whatever the snapshot interval
         self.must_snapshot = False
         self.replay_baseline: str | None = None  # see restore
+        self.late_rows = 0  # late events seen by this process (partial summaries carry them)
 
     def _reset(self) -> None:
         self.open: dict[int, OpenWindow] = {}
@@ -268,7 +271,7 @@ class Stream:
         for start, stop in pairwise([0, *cuts, len(batch)]):
             index = int(indexes[start])
             if self.closed_below is not None and index < self.closed_below:
-                self.on_late(stop - start)
+                self._late(stop - start)
                 continue
             window = self.open.get(index)
             if window is None:
@@ -292,7 +295,7 @@ class Stream:
         assert self.duration_ms is not None
         index = event.timestamp_ms // self.duration_ms
         if self.closed_below is not None and index < self.closed_below:
-            self.on_late(1)
+            self._late(1)
             return []
         window = self.open.get(index)
         if window is None:
@@ -303,6 +306,10 @@ class Stream:
             self.watermark_ms = event.timestamp_ms
             return self._close_due()
         return []
+
+    def _late(self, n: int) -> None:
+        self.late_rows += n
+        self.on_late(n)
 
     def _append(self, window: OpenWindow, event: Prediction) -> None:
         _extend(window, [event])

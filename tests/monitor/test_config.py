@@ -66,7 +66,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
      "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
-     "max_rows_per_record, label_alignment_seconds, max_persist_attempts"),
+     "max_rows_per_record, label_alignment_seconds, max_persist_attempts, partials, "
+     "partials_topic, partials_partitions, partials_heartbeat_seconds"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
      "window, drift, quality, performance, retrain, canary, max_versions"),
@@ -166,7 +167,8 @@ def test_each_problem_gets_its_own_line() -> None:
         "group_id, predictions_topic, labels_topic, dead_letter_topic, formats, consumer, "
         "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
         "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
-        "max_rows_per_record, label_alignment_seconds, max_persist_attempts",
+        "max_rows_per_record, label_alignment_seconds, max_persist_attempts, partials, "
+        "partials_topic, partials_partitions, partials_heartbeat_seconds",
         "config server.port: got -1, expected a port number from 0 to 65535",
     ]
 

@@ -1,0 +1,132 @@
+"""Scale-out glue (issue 15, ``kafka.partials``): what :class:`monitor.stream.Service` asks
+of the partial summaries (:mod:`monitor.stream.partials`) and the model owner
+(:mod:`monitor.stream.owner`).
+
+One consumer, one group: the service subscribes to the partials topic next to the
+predictions and labels topics, so Kafka's group assignment picks each model's owner,
+and the partials partitions go through the same restore / fencing epoch / persist /
+commit path as every other partition (their offsets and the owner's checkpoint rows are
+written in the same transaction as the merged windows' results, and refused with it
+when another member took the partition). The price: a change of owner rebalances the
+predictions partitions too (the group has one assignment).
+
+Count windows (``window.rows``) keep their per-partition streams: their boundaries
+would need the owner to number rows across partitions, which is not built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from monitor.config import KafkaConfig
+from monitor.stream.owner import OWNER_KIND, ModelOwner
+from monitor.stream.partials import Partial, PartialPublisher
+from monitor.stream.pipeline import ModelPipeline
+from monitor.stream.windows import ClosedWindow
+
+__all__ = ["OWNER_KIND", "ScaleOut"]
+
+log = logging.getLogger("driftloop.service")
+
+TopicPartitionKey = tuple[str, int]
+
+
+class ScaleOut:
+    def __init__(self, kafka: KafkaConfig, pipelines: Mapping[str, ModelPipeline],
+                 on_late: Callable[[str, int], None], clock: Callable[[], float]) -> None:
+        self.topic = kafka.partials_topic_name
+        self.source_topic = kafka.predictions_topic
+        self.pipelines = pipelines
+        self.clock = clock
+        self.publisher = PartialPublisher(self.topic, kafka.partials_partitions,
+                                          self.source_topic, kafka.partials_heartbeat_seconds,
+                                          clock=clock)
+        self.owner = ModelOwner(pipelines, kafka.partials_partitions, on_late)
+        self.held: dict[int, int] = {}  # source partitions held -> since when (ms)
+        self.source_partitions = 0  # of the predictions topic; 0 until known
+        self.invalid = 0  # partials records that could not be decoded
+
+    def connected(self, consumer: Any, producer: Any) -> None:
+        """The Kafka clients are there: the topics' partition counts come from metadata."""
+        self.publisher.producer = producer
+        found = _partitions_for(consumer, self.topic)
+        if found:
+            self.publisher.partitions = self.owner.partitions = found
+
+    def publishes(self, pipeline: ModelPipeline) -> bool:
+        """Whether the model's closed windows go to its owner instead of being evaluated."""
+        return pipeline.config.window.duration is not None
+
+    def publish(self, pipeline: ModelPipeline, closed: ClosedWindow,
+                last_offset: int | None) -> None:
+        stream = None if closed.partition is None else \
+            pipeline.streams.get((closed.version, closed.partition))
+        self.publisher.window(closed, stream, last_offset)
+
+    def on_records(self, records: Iterable[Any], handled: int) -> None:
+        """Records of a partials partition (all of them: the owner drops copies)."""
+        for record in records:
+            try:
+                partial = Partial.decode(record.value)
+            except Exception as exc:
+                self.invalid += 1
+                log.warning("%s[%d] offset %d: not a partial window summary (%s); skipped",
+                            record.topic, record.partition, record.offset, exc)
+                continue
+            self.owner.add(partial, record.offset, read_before=record.offset < handled)
+
+    def due(self, consumer: Any) -> list[ClosedWindow]:
+        if not self.owner.models:
+            return []
+        if not self.source_partitions:
+            self.source_partitions = _partitions_for(consumer, self.source_topic)
+        return self.owner.due(self.source_partitions)
+
+    def heartbeats(self, now_ms: int) -> int:
+        return self.publisher.heartbeats(self.pipelines, self.held, now_ms)
+
+    def held_back(self) -> dict[TopicPartitionKey, int]:
+        return {(self.topic, p): o for p, o in self.owner.held_back().items()}
+
+    def take(self, partitions: Iterable[TopicPartitionKey], now_ms: int) -> set[int]:
+        """Newly held partitions; returns the partials partitions among them."""
+        owned: set[int] = set()
+        for topic, partition in partitions:
+            if topic == self.source_topic:
+                self.held.setdefault(partition, now_ms)
+            elif topic == self.topic:
+                owned.add(partition)
+        return owned
+
+    def restore(self, checkpoints: Iterable[tuple[str, str, Any]], owned: set[int]) -> None:
+        """Owner states (model, kind, state) of the models of the partials partitions just
+        taken; a model with no stored state starts empty."""
+        for model, kind, state in checkpoints:
+            if kind == OWNER_KIND and isinstance(state, dict) \
+                    and self.owner.partition_of(model) in owned:
+                self.owner.restore(model, state)
+
+    def forget(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        gone = set(partitions)
+        sources = {p for t, p in gone if t == self.source_topic}
+        for partition in sources:
+            self.held.pop(partition, None)
+        self.publisher.forget(sources)
+        self.owner.drop({p for t, p in gone if t == self.topic})
+
+    def clear(self) -> None:
+        self.held.clear()
+        self.owner.clear()
+        self.publisher.forget(None)
+
+
+def _partitions_for(consumer: Any, topic: str) -> int:
+    if consumer is None:
+        return 0
+    try:
+        found = consumer.partitions_for_topic(topic)
+    except Exception:  # metadata not there yet: asked again later
+        return 0
+    return len(found) if found else 0

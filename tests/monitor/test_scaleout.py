@@ -1,0 +1,207 @@
+"""Two services and one model owner over an in-memory log (issue 15, ``kafka.partials``).
+
+``monitor.stream.Service`` with partials on, without a broker: replica A holds
+predictions partition 0, replica B partition 1 and the partials topic, so B owns the
+model. The merged windows B stores equal one stream's over the same events; every
+partial reaches the log before the persist that commits the offsets past its events
+(publish-then-commit); and when B dies without persisting, a new B restored from the
+store reads the pending partials again and stores each window once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+from monitor.baseline import Baseline
+from monitor.cli.examples import sample_features
+from monitor.config import Config
+from monitor.ingest import Decoder
+from monitor.metrics import Metrics
+from monitor.store import Store
+from monitor.stream import ModelPipeline, Service
+from monitor.stream.partials import Partial
+
+PREDICTIONS, PARTIALS = "predictions", "g-partials"
+BROKER_MS = 1_546_300_800_000  # 2019-01-01
+START_MS = BROKER_MS - 86_400_000
+MINUTE = 60_000
+POOL = sample_features(np.random.default_rng(5), 400, 0).to_dict("records")
+
+
+class Log:
+    """Topics in memory; ``flushed`` counts what producers flushed, record by record."""
+
+    def __init__(self) -> None:
+        self.topics: dict[tuple[str, int], list[ConsumerRecord]] = {}
+        self.flushed = 0
+
+    def append(self, topic: str, partition: int, value: bytes) -> None:
+        records = self.topics.setdefault((topic, partition), [])
+        records.append(ConsumerRecord(topic, partition, 0, len(records), BROKER_MS, 0, None,
+                                      value, [], None, -1, -1, -1))
+
+    @property
+    def size(self) -> int:
+        return sum(len(r) for r in self.topics.values())
+
+
+class Producer:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        self.log.append(topic, partition, value)
+
+    def flush(self) -> None:
+        self.log.flushed = self.log.size
+
+
+class Consumer:
+    """What Service.step and restore use of KafkaConsumer, over the log."""
+
+    def __init__(self, log: Log, assigned: set[tuple[str, int]]) -> None:
+        self.log, self.assigned = log, assigned
+        self.positions = dict.fromkeys(assigned, 0)
+        self.config: dict[str, Any] = {}
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
+        out = {}
+        for tp in sorted(self.assigned):
+            records = self.log.topics.get(tp, [])[self.positions[tp]:]
+            if records:
+                out[TopicPartition(*tp)] = records
+                self.positions[tp] += len(records)
+        return out
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[(tp.topic, tp.partition)] = offset
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1} if topic == PREDICTIONS else {0}
+
+
+class Letters:
+    def flush(self, timeout_seconds: float | None = 30.0) -> int:
+        return 0
+
+
+def config(tmp_path: Path, baseline: Path) -> Config:
+    return Config.model_validate({
+        "kafka": {"group_id": "g", "predictions_topic": PREDICTIONS, "partials": True,
+                  "partials_partitions": 1, "label_alignment_seconds": 0},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "models": {"carloan": {"baseline": str(baseline), "window": {"duration": "1m"}}}})
+
+
+def replica(cfg: Config, log: Log, assigned: set[tuple[str, int]],
+            on_persist: Callable[[], None] = lambda: None) -> tuple[Service, Consumer]:
+    pipelines = {"carloan": ModelPipeline("carloan", cfg.models["carloan"],
+                                          Baseline.load(cfg.models["carloan"].baseline))}
+    decoder = Decoder(["native"], max_record_bytes=100_000, feature_order=lambda m: None,
+                      endpoint_version=lambda m, e: None, known_models=lambda m: True)
+    store = Store(cfg.state.url)
+    consumer = Consumer(log, assigned)
+    service = Service(cfg, pipelines, store, Metrics(CollectorRegistry()), decoder, consumer,
+                      Letters())  # type: ignore[arg-type]
+    assert service.scaleout is not None
+    service.scaleout.connected(consumer, Producer(log))
+    write = service.persister.write
+
+    def checked_write(*args: Any, **kwargs: Any) -> Any:
+        on_persist()
+        return write(*args, **kwargs)
+
+    service.persister.write = checked_write  # type: ignore[method-assign]
+    for (topic, partition), offset in service.restore(assigned).items():
+        consumer.seek(TopicPartition(topic, partition), offset)
+    return service, consumer
+
+
+def event(i: int) -> bytes:
+    return json.dumps({"model": "carloan", "version": "1", "request_id": f"r{i}",
+                       "timestamp": START_MS + i * MINUTE // 50,
+                       "features": {k: (None if isinstance(v, float) and v != v else
+                                        v.item() if isinstance(v, np.generic) else v)
+                                    for k, v in POOL[i % len(POOL)].items()},
+                       "prediction": i % 2, "score": (i % 97) / 97}).encode()
+
+
+def windows(store_url: str) -> list[tuple[int, int, int | None]]:
+    """(window, rows, partition) of the stored results."""
+    with Store(store_url) as store:
+        return sorted((int(w["window"]), int(w["rows"]), w["partition"])
+                      for w in store.windows("carloan", limit=1000))
+
+
+FIRST = START_MS // MINUTE
+MERGED = [(i, 50, None) for i in range(FIRST, FIRST + 8)]  # 8 windows of 50 events
+
+
+def partial_at(record: ConsumerRecord) -> Partial:
+    return Partial.decode(record.value)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, example_baseline: Path) -> Config:
+    return config(tmp_path, example_baseline)
+
+
+def test_the_owner_merges_both_partitions_and_partials_precede_their_commit(
+        cfg: Config, tmp_path: Path) -> None:
+    log = Log()
+
+    def published_first() -> None:  # every partial sent so far is flushed before a persist
+        assert log.flushed == log.size
+
+    a, _ = replica(cfg, log, {(PREDICTIONS, 0)}, published_first)
+    b, _ = replica(cfg, log, {(PREDICTIONS, 1), (PARTIALS, 0)}, published_first)
+    for i in range(400):  # 8 windows of 50 events, spread over both partitions
+        log.append(PREDICTIONS, i % 2, event(i))
+    log.append(PREDICTIONS, 0, event(10_000))  # moves both partitions past the data
+    log.append(PREDICTIONS, 1, event(10_001))
+    for _ in range(4):
+        a.step(force_persist=True)
+        b.step(force_persist=True)
+    # one stream, merged by the owner: A evaluated nothing itself
+    assert windows(cfg.state.url) == MERGED
+
+
+def test_a_new_owner_reads_the_pending_partials_again_and_stores_each_window_once(
+        cfg: Config, tmp_path: Path) -> None:
+    log = Log()
+    a, _ = replica(cfg, log, {(PREDICTIONS, 0)})
+    b, _ = replica(cfg, log, {(PREDICTIONS, 1), (PARTIALS, 0)})
+    for i in range(200):
+        log.append(PREDICTIONS, i % 2, event(i))
+    a.step(force_persist=True)
+    b.step(force_persist=True)
+    b.step(force_persist=True)
+    first = windows(cfg.state.url)
+    assert first and len(first) < 4  # windows 0..2 closed, the 4th is open
+    for i in range(200, 400):
+        log.append(PREDICTIONS, i % 2, event(i))
+    a.step(force_persist=True)  # A's partials of windows 3..6 are on the log
+    # B reads them, cannot close the windows yet (its own partition's new watermark is not
+    # on the log before this step's end), persists, and dies
+    b.step(force_persist=True)
+    del b
+    with Store(cfg.state.url) as store:  # the offset committed is held back before them
+        committed = store.offsets("g")[(PARTIALS, 0)]
+    sources = [p.partition for p in map(partial_at, log.topics[(PARTIALS, 0)])]
+    assert committed < len(sources) and 0 in sources[committed:]  # A's are read again
+    again, _ = replica(cfg, log, {(PREDICTIONS, 1), (PARTIALS, 0)})
+    log.append(PREDICTIONS, 0, event(10_000))
+    log.append(PREDICTIONS, 1, event(10_001))
+    for _ in range(4):
+        a.step(force_persist=True)
+        again.step(force_persist=True)
+    assert windows(cfg.state.url) == MERGED
