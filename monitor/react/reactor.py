@@ -14,7 +14,12 @@ one lock because the consumer thread and the HTTP threads both call in:
 
 Invariant: the state is written before anything is launched, so a crash
 after step 3 relaunches the same key (``tick`` finds the run still
-``launching``) and never decides a second, different run.
+``launching``) and never decides a second, different run. Replicas share the
+store and each ticks every model: a run's launch is its creator's until its
+lease (``launch_lease_seconds``) has passed, and every later attempt is claimed
+first (``Store.claim_launch``, compare-and-set on the attempt number), so one
+replica launches it. Only a crash between a launch and its record leaves the
+same key launched twice, after the lease; the key goes with every launch.
 
 Launch errors never escape: retryable ones are retried by ``tick`` with
 backoff while the model stays "running" (one at a time), final ones are
@@ -88,6 +93,7 @@ class RetrainReactor:
         retry_base_seconds: float = 30.0,
         retry_max_seconds: float = 900.0,
         max_launch_attempts: int = 10,
+        launch_lease_seconds: float = 60.0,
     ) -> None:
         self.config = config
         self.store = store
@@ -97,6 +103,7 @@ class RetrainReactor:
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.max_launch_attempts = max_launch_attempts
+        self.launch_lease_ms = int(launch_lease_seconds * 1000)
         self.policies = {name: policy_for(m) for name, m in config.models.items()}
         # evidence from the consumer thread, decided on by the retrain job; a crash loses
         # nothing: catch_up feeds the stored windows again (seen ones are skipped)
@@ -180,7 +187,10 @@ class RetrainReactor:
         run = RetrainRun(
             id=key, model=model, reason=decision.reason, idempotency_key=key,
             launcher=launcher.type if launcher is not None else "none", status=LAUNCHING,
-            started_at_ms=now_ms, detail={"request": request.to_dict(), "attempts": 0},
+            started_at_ms=now_ms,
+            # ours to launch; after the lease (we died launching) any replica's tick may
+            detail={"request": request.to_dict(), "attempts": 0,
+                    "next_attempt_ms": now_ms + self.launch_lease_ms},
         )
         with self.store.transaction() as tx:
             self.save_state(decision.state, tx)
@@ -269,6 +279,9 @@ class RetrainReactor:
             if due:
                 request = launch_request_from_dict(run.detail["request"])
                 attempt = int(run.detail.get("attempts") or 0) + 1
+                lease = (ms(self.clock()) or 0) + self.launch_lease_ms
+                if not self.store.claim_launch(run.id, attempt - 1, lease):
+                    return  # another replica took this attempt
                 status, ref = self._launch(model, run, request, attempt)
                 self.store.log_decision(model, "launch", f"retrain {model}: launch of {key} "
                                         f"attempt {attempt}: {status}")

@@ -155,6 +155,23 @@ class TriggerOps(StoreOps):
             result = conn.execute(update(t).where(t.c.id == run_id).values(**values))
         return bool(result.rowcount == 1)
 
+    def claim_launch(self, run_id: str, attempts: int, lease_until_ms: int) -> bool:
+        """Take the next launch attempt of a run still launching or retrying, if nobody
+        took one since it was read with ``attempts`` attempts (compare-and-set, the row
+        locked on PostgreSQL); the run is ``launching`` until ``lease_until_ms``."""
+        t = schema.retrain_runs
+        with self._conn() as conn:
+            row = conn.execute(select(t.c.status, t.c.detail).where(t.c.id == run_id)
+                               .with_for_update()).first()
+            detail = dict(row.detail or {}) if row is not None else {}
+            if row is None or row.status not in ("launching", "retrying") \
+                    or int(detail.get("attempts") or 0) != attempts:
+                return False
+            conn.execute(update(t).where(t.c.id == run_id).values(
+                status="launching",
+                detail={**detail, "attempts": attempts + 1, "next_attempt_ms": lease_until_ms}))
+        return True
+
     def get_run(self, run_id: str) -> RetrainRun | None:
         t = schema.retrain_runs
         with self._conn(write=False) as conn:

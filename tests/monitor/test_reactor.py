@@ -294,8 +294,56 @@ def test_crash_after_persisting_the_decision_relaunches_the_same_key(
     launcher = FakeLauncher()
     restarted = reactor_for(store, CollectorRegistry(), clock, launcher)
     restarted.tick()
+    assert launcher.launched == []  # the dead creator's launch lease has not passed
+    clock.advance(61)
+    restarted.tick()
     restarted.tick()
     assert [r.idempotency_key for r in launcher.launched] == [key]
+
+
+class TickingLauncher(FakeLauncher):
+    """Launches while another replica's reactor ticks on the same store, mid-launch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.other: RetrainReactor | None = None
+
+    def launch(self, request: LaunchRequest) -> RunRef:
+        if self.other is not None:
+            self.other.tick()
+        return super().launch(request)
+
+
+def test_another_replica_ticking_mid_launch_does_not_launch_the_run_again(
+        store: Store, registry: CollectorRegistry, clock: Clock) -> None:
+    """Replicas share the store and each ticks every model: a run another replica has
+    just created and is launching (status ``launching``) is its creator's to launch."""
+    mine, theirs = TickingLauncher(), FakeLauncher()
+    other = reactor_for(store, CollectorRegistry(), clock, theirs)
+    mine.other = other
+    outcome = reactor_for(store, registry, clock, mine).on_alert(alert())
+    assert outcome.launch == "started"
+    other.tick()
+    assert [r.idempotency_key for r in mine.launched] == [outcome.idempotency_key]
+    assert theirs.launched == []
+
+
+def test_two_replicas_retrying_one_run_launch_it_once(
+        store: Store, registry: CollectorRegistry, clock: Clock) -> None:
+    first = FakeLauncher([LaunchError("kfp: 503 from http://kfp", retryable=True, status=503)])
+    outcome = reactor_for(store, registry, clock, first).on_manual(
+        "carloan", ManualRequest("req-1", "ana"))
+    assert outcome.launch == "retrying"
+    a, b = FakeLauncher(), FakeLauncher()
+    ra = reactor_for(store, CollectorRegistry(), clock, a)
+    rb = reactor_for(store, CollectorRegistry(), clock, b)
+    clock.advance(31)
+    # b reads the run as due while a claims and launches it
+    due = store.run_by_key(outcome.idempotency_key)
+    ra.tick()
+    store.run_by_key = lambda key: due  # type: ignore[method-assign]
+    rb.tick()
+    assert len(a.launched) + len(b.launched) == 1
 
 
 def test_store_failure_on_the_consumer_path_is_logged_not_raised(
