@@ -38,6 +38,8 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
 from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Transaction
@@ -117,8 +119,15 @@ class JoinedPairs:
             self.class_scores, self.labels, self.prediction_ms, self.label_ms)))
 
     def sorted(self) -> JoinedPairs:
-        order = [i for _, _, i in sorted(zip(self.prediction_ms, self.request_ids,
-                                             range(len(self)), strict=True))]
+        """In (prediction time, request id) order: by time with numpy when no two pairs
+        share a time (the usual case), else by both in Python."""
+        stamps = np.asarray(self.prediction_ms, dtype=np.int64)
+        by_time = np.argsort(stamps, kind="stable")
+        if len(stamps) < 2 or np.all(np.diff(stamps[by_time]) > 0):
+            order: list[int] = by_time.tolist()
+        else:
+            order = [i for _, _, i in sorted(zip(self.prediction_ms, self.request_ids,
+                                                 range(len(self)), strict=True))]
         return self.take(order)
 
     def by_version(self) -> dict[str, JoinedPairs]:

@@ -367,12 +367,17 @@ class ModelPipeline:
 
 def _categories(values: list[Any]) -> np.ndarray:
     """``canonical_category`` of each value, computed once per distinct value."""
+    out = np.empty(len(values), dtype=object)
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and kinds <= {int, str}:  # one kind: the values themselves are keys
+        canon_of = {v: canonical_category(v) for v in set(values)}
+        out[:] = list(map(canon_of.__getitem__, values))
+        return out
     # keyed by (type, value): 1, 1.0 and True are one dict key but may not be one category
     keys = list(zip(map(type, values), values, strict=True))
     try:
         canon = {key: canonical_category(key[1]) for key in set(keys)}
     except TypeError:  # an unhashable value (a label that is a list): one at a time
         return np.array([canonical_category(v) for v in values], dtype=object)
-    out = np.empty(len(values), dtype=object)
     out[:] = [canon[key] for key in keys]
     return out
