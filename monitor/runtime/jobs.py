@@ -173,14 +173,11 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
     shown: set[str] = set()  # models with a pending gauge: 0 once nothing waits
 
     def refresh_pending() -> None:
-        with service.lock:  # predictions waiting in memory count as pending too
-            carried = service.persister.join.carried_counts()
         stored = runtime.store.pending_counts()
-        shown.update(stored.keys() | carried.keys())
+        shown.update(stored)
         for model in sorted(shown):
             counts = stored.get(model)
-            metrics.set_join_pending(model, carried.get(model, 0) + (counts.predictions if counts
-                                                                     else 0),
+            metrics.set_join_pending(model, counts.predictions if counts else 0,
                                      counts.labels if counts else 0)
 
     jobs.add("broker-check", every.broker_check_interval, check_broker)

@@ -16,18 +16,10 @@ and expires). The pairs of one model come as :class:`JoinedPairs`, columns order
 by (prediction time, request id), the order the realized-performance windows and the
 canary arms read them in; iterating it yields :class:`~monitor.store.JoinedPair` rows.
 
-Predictions whose label has not come yet wait in memory first (*carried*) until the
-next persist (``CARRY_PERSISTS``), at most ``MAX_CARRIED`` rows per model: where a
-label follows its prediction within seconds, a row that never enters the store costs
-no upsert and no ``DELETE ... RETURNING``. Where labels come later (hours, days), a
-carried row would only be written twice; so a model carries while at least half of
-what it carried found its label by the next persist, and otherwise tries again every
-``CARRY_PROBE`` persists. What is carried is stored too, but as one
-checkpoint per (model, predictions partition) in the persist's transaction (the
-restart source, fenced like the partition's other state, and handed over with the
-partition at a rebalance); a row carried longer, one past its TTL, and the oldest
-beyond the cap are stored as rows (the spill), where expiry and the cap of
-``performance.max_pending_labels`` apply as before.
+A prediction that waits is stored as a row at once, so what a persist commits is in
+the store, and a row the store refuses fails the persist of the records it came from
+(the poison hunt of :mod:`monitor.stream.poison` needs that). The lookups of stored
+labels are skipped when no label of the model waits in the store.
 """
 
 from __future__ import annotations
@@ -44,22 +36,7 @@ from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.store import JoinedPair, PendingLabel, PendingPrediction, Transaction
 
-__all__ = ["CARRY_PERSISTS", "CARRY_PROBE", "MAX_CARRIED", "JoinBuffer", "JoinResult",
-           "JoinedPairs", "carry_kind", "carry_partition"]
-
-CARRY_PERSISTS = 1
-CARRY_PROBE = 16
-MAX_CARRIED = 50_000
-_CARRY_PREFIX = "join:p"
-
-
-def carry_kind(partition: int) -> str:
-    """The checkpoint kind of the predictions carried from one partition."""
-    return f"{_CARRY_PREFIX}{partition}"
-
-
-def carry_partition(kind: str) -> int | None:
-    return int(kind[len(_CARRY_PREFIX):]) if kind.startswith(_CARRY_PREFIX) else None
+__all__ = ["JoinBuffer", "JoinedPairs"]
 
 
 def _pick(column: list[Any], order: list[int]) -> list[Any]:
@@ -140,14 +117,9 @@ class JoinedPairs:
         return {version: self.take(order) for version, order in positions.items()}
 
 
-_COLUMNS = ("request_ids", "versions", "predictions", "timestamps", "scores", "class_scores",
-            "partitions", "born")
-
-
 @dataclass
 class _Predictions:
-    """One model's predictions in arrival (offset) order: ``partitions`` is each row's
-    predictions partition, ``born`` the join generation it came in."""
+    """One model's predictions since the last persist, in arrival (offset) order."""
 
     ttl_ms: int = 0
     request_ids: list[str] = field(default_factory=list)
@@ -156,40 +128,12 @@ class _Predictions:
     timestamps: list[int] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)
     class_scores: list[Mapping[str, float] | None] = field(default_factory=list)
-    partitions: list[int] = field(default_factory=list)
-    born: list[int] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.request_ids)
 
     def row(self, model: str, i: int) -> PendingPrediction:
         stamp = self.timestamps[i]
         return PendingPrediction(model, self.request_ids[i], self.versions[i],
                                  self.predictions[i], stamp, stamp + self.ttl_ms,
                                  self.scores[i], self.class_scores[i])
-
-    def take(self, order: list[int]) -> _Predictions:
-        return _Predictions(self.ttl_ms, *(_pick(getattr(self, name), order)
-                                           for name in _COLUMNS))
-
-    def then(self, other: _Predictions) -> _Predictions:
-        """These rows followed by ``other``'s (the newer ttl)."""
-        if not len(self):
-            return other
-        if not len(other):
-            return self
-        return _Predictions(other.ttl_ms or self.ttl_ms,
-                            *(getattr(self, name) + getattr(other, name) for name in _COLUMNS))
-
-    def state(self) -> dict[str, Any]:
-        return {"ttl_ms": self.ttl_ms, **{name: getattr(self, name) for name in _COLUMNS
-                                          if name != "born"}}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any], born: int) -> _Predictions:
-        rows = cls(int(state["ttl_ms"]), *(list(state[name]) for name in _COLUMNS[:-1]))
-        rows.born = [born] * len(rows)
-        return rows
 
 
 @dataclass
@@ -198,18 +142,6 @@ class _Labels:
     request_ids: list[str] = field(default_factory=list)
     labels: list[Any] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
-
-
-@dataclass
-class JoinResult:
-    """What one persist's join found; :meth:`JoinBuffer.commit` makes it the buffer's
-    state once its transaction is stored."""
-
-    pairs: dict[str, JoinedPairs]
-    carried: dict[str, _Predictions]
-    # (model, partition) -> the carried rows' checkpoint state, None: delete it
-    states: dict[tuple[str, int], dict[str, Any] | None]
-    carrying: dict[str, bool] = field(default_factory=dict)
 
 
 def _live(ids: dict[str, int], timestamps: list[int], ttl_ms: int,
@@ -221,16 +153,11 @@ def _live(ids: dict[str, int], timestamps: list[int], ttl_ms: int,
 
 
 class JoinBuffer:
-    """Predictions and labels since the last persist and the carried predictions, per
-    model, as columns."""
+    """Predictions and labels since the last persist, per model, as columns."""
 
     def __init__(self) -> None:
         self.predictions: dict[str, _Predictions] = {}
         self.labels: dict[str, _Labels] = {}
-        self.carried: dict[str, _Predictions] = {}
-        # per model: whether carrying pays (what it carried mostly joined by the next persist)
-        self.carrying: dict[str, bool] = {}
-        self.generation = 0
         self.rows = 0
 
     def __len__(self) -> int:
@@ -247,7 +174,6 @@ class JoinBuffer:
             side.timestamps.extend(run.timestamps_ms.tolist())
             side.scores.extend(run.scores)
             side.class_scores.extend(run.class_scores)
-            side.partitions.extend(repeat(run.partition, n))
         else:
             for e in run:
                 side.request_ids.append(e.request_id)
@@ -255,9 +181,7 @@ class JoinBuffer:
                 side.timestamps.append(e.timestamp_ms)
                 side.scores.append(e.score)
                 side.class_scores.append(e.scores)
-                side.partitions.append(e.partition)
         side.versions.extend(repeat(version, n))
-        side.born.extend(repeat(self.generation, n))
         self.rows += n
 
     def add_labels(self, batch: LabelBatch, ttl_seconds: float) -> None:
@@ -274,45 +198,25 @@ class JoinBuffer:
         return {model: max(side.timestamps) for model, side in self.predictions.items()
                 if side.timestamps}
 
-    def carried_counts(self) -> dict[str, int]:
-        return {model: len(rows) for model, rows in self.carried.items()}
-
-    # -- the join, at a persist ---------------------------------------------------------
-    def join(self, tx: Transaction, clocks: Mapping[str, int]) -> JoinResult:
-        """Join (see the module docstring) and store what is spilled; changes nothing
-        in this buffer until :meth:`commit`. ``clocks``: each model's event time for the
-        TTL (no clock: nothing has expired)."""
-        result = JoinResult({}, {}, {})
-        for model in sorted(self.predictions.keys() | self.labels.keys() | self.carried.keys()):
-            pairs, carried = self._join_model(tx, model, clocks.get(model), result.carrying)
-            if pairs:
-                result.pairs[model] = pairs.sorted()
-            before = self.carried.get(model)
-            touched = set(before.partitions) if before is not None else set()
-            if len(carried):
-                result.carried[model] = carried
-            positions: dict[int, list[int]] = {}
-            for i, partition in enumerate(carried.partitions):
-                positions.setdefault(partition, []).append(i)
-            for partition in touched - positions.keys():
-                result.states[(model, partition)] = None
-            for partition, order in positions.items():
-                result.states[(model, partition)] = carried.take(order).state()
-        return result
-
-    def commit(self, result: JoinResult) -> None:
-        self.carried = result.carried
-        self.carrying.update(result.carrying)
+    def clear(self) -> None:
         self.predictions, self.labels, self.rows = {}, {}, 0
-        self.generation += 1
 
-    def _join_model(self, tx: Transaction, model: str, now: int | None,
-                    carrying: dict[str, bool]) -> tuple[JoinedPairs, _Predictions]:
-        mine = (self.carried.get(model) or _Predictions()).then(
-            self.predictions.get(model) or _Predictions())
+    def join(self, tx: Transaction, clocks: Mapping[str, int]) -> dict[str, JoinedPairs]:
+        """Join (see the module docstring), store what waits; the pairs per model.
+        ``clocks``: each model's event time for the TTL (no clock: nothing has expired).
+        The buffer is emptied by :meth:`clear` once the transaction is stored."""
+        joined: dict[str, JoinedPairs] = {}
+        for model in sorted(self.predictions.keys() | self.labels.keys()):
+            pairs = self._join_model(tx, model, clocks.get(model))
+            if pairs:
+                joined[model] = pairs.sorted()
+        return joined
+
+    def _join_model(self, tx: Transaction, model: str, now: int | None) -> JoinedPairs:
+        mine = self.predictions.get(model) or _Predictions()
         theirs = self.labels.get(model) or _Labels()
         # the newest copy of each request id: a dict keeps the last position per key
-        p_at = dict(zip(mine.request_ids, range(len(mine)), strict=True))
+        p_at = dict(zip(mine.request_ids, range(len(mine.request_ids)), strict=True))
         l_at = dict(zip(theirs.request_ids, range(len(theirs.request_ids)), strict=True))
         live_p = _live(p_at, mine.timestamps, mine.ttl_ms, now)
         live_l = _live(l_at, theirs.timestamps, theirs.ttl_ms, now)
@@ -324,8 +228,7 @@ class JoinBuffer:
                                 _pick(mine.scores, i), _pick(mine.class_scores, i),
                                 _pick(theirs.labels, j), _pick(mine.timestamps, i),
                                 _pick(theirs.timestamps, j))
-        # a row takes a stored partner only when no copy of its partner came with it (also
-        # a carried row: another replica may have stored the label it read)
+        # a row takes a stored partner only when no copy of its partner came with it
         alone = live_p.keys() - l_at.keys()
         stored_labels = tx.take_labels(model, list(alone), now) \
             if alone and tx.waiting_labels(model) else {}
@@ -340,47 +243,15 @@ class JoinBuffer:
                          waiting.scores, theirs.labels[j_], waiting.timestamp_ms,
                          theirs.timestamps[j_])
         done = set(pairs.request_ids)
-        waiting_p = sorted(p_at[rid] for rid in p_at.keys() - done)
-        before = self.carried.get(model)
-        if before is not None and len(before):
-            found = len(done.intersection(before.request_ids))
-            carrying[model] = 2 * found >= len(before)
-        if carrying.get(model, self.carrying.get(model, True)) \
-                or self.generation % CARRY_PROBE == 0:
-            keep = [i for i in waiting_p if mine.request_ids[i] in live_p
-                    and self.generation - mine.born[i] < CARRY_PERSISTS]
-        else:
-            keep = []
-        if len(keep) > MAX_CARRIED:
-            keep = keep[-MAX_CARRIED:]  # the newest
-        kept = set(keep)
-        spill = [i for i in waiting_p if i not in kept]
-        if spill:
-            tx.add_predictions(mine.row(model, i) for i in spill)
+        rest_p = [p_at[rid] for rid in p_at.keys() - done]
+        if rest_p:
+            tx.add_predictions(mine.row(model, i) for i in sorted(rest_p))
         rest_l = [l_at[rid] for rid in l_at.keys() - done]
         if rest_l:
             tx.add_labels(PendingLabel(model, theirs.request_ids[j], theirs.labels[j],
                                        theirs.timestamps[j], theirs.timestamps[j] + theirs.ttl_ms)
                           for j in sorted(rest_l))
-        return pairs, mine.take(keep)
-
-    # -- restart and rebalance ----------------------------------------------------------
-    def restore_carried(self, model: str, state: Mapping[str, Any]) -> None:
-        """Carried rows of one (model, partition) read back from its checkpoint."""
-        rows = _Predictions.from_state(state, self.generation)
-        self.carried[model] = (self.carried.get(model) or _Predictions()).then(rows)
-
-    def drop_partitions(self, partitions: set[int]) -> None:
-        """Forget the carried rows of partitions this process no longer owns (their
-        checkpoints, written before, are their new owner's)."""
-        for held in (self.carried, self.predictions):
-            for model, rows in list(held.items()):
-                keep = [i for i, p in enumerate(rows.partitions) if p not in partitions]
-                if len(keep) < len(rows):
-                    held[model] = rows.take(keep)
-
-    def clear(self) -> None:
-        self.predictions, self.labels, self.carried, self.rows = {}, {}, {}, 0
+        return pairs
 
 
 def _pick_keys(positions: dict[str, int], keys: list[str]) -> list[int]:

@@ -41,7 +41,7 @@ from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
-from monitor.stream.label_join import JoinBuffer, JoinedPairs, carry_kind, carry_partition
+from monitor.stream.label_join import JoinBuffer, JoinedPairs
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partitions import (
     ALL_MODELS,
@@ -90,8 +90,6 @@ class Persisted:
     # marks that moved) and the bytes of their states
     checkpoints: int = 0
     checkpoint_bytes: int = 0
-    # of which the predictions carried to the next persist (monitor.stream.label_join)
-    carried_bytes: int = 0
 
 
 @dataclass
@@ -114,8 +112,7 @@ class Persister:
         # restart rebuilds it from the records since its snapshot
         self.snapshot_interval = snapshot_interval
         self.buffers = _Buffers()
-        # predictions and labels since the last persist, and predictions still waiting
-        # for their label in memory (see monitor.stream.label_join)
+        # predictions and labels since the last persist (see monitor.stream.label_join)
         self.join = JoinBuffer()
         self.last_persist = clock()
         # each model's event time for its label-join TTL: its latest prediction time
@@ -144,8 +141,7 @@ class Persister:
         self.join.add_labels(batch, ttl_seconds)
 
     def discard(self) -> None:
-        """Forget what was not persisted (a rewind reloads it from the stream, and what
-        waited in memory for its label from the store)."""
+        """Forget what was not persisted (a rewind reloads it from the stream)."""
         self.buffers = _Buffers()
         self.join.clear()
         self.counts, self.invalid = Counter(), Counter()
@@ -175,7 +171,7 @@ class Persister:
         written = self._snapshots(force, now)  # streams whose checkpoint this persist writes
         marks = partitions.marks(pending, self._replays(written))
         moved = {tp: mark for tp, mark in marks.items() if self.stored_marks.get(tp) != mark}
-        rows = size = carried_bytes = 0
+        rows = size = 0
         with self.store.transaction() as tx:
             tx.check_partitions(self.group, partitions.epochs)
             for out in buffers.outputs:
@@ -185,16 +181,8 @@ class Persister:
             for model, latest in self.join.latest_prediction_ms().items():
                 if latest > clocks.get(model, -1):
                     clocks[model] = latest
-            join = self.join.join(tx, clocks)
-            for (model, partition), carried in join.states.items():
-                if carried is None:
-                    tx.delete_checkpoint(model, ALL_VERSIONS, carry_kind(partition))
-                else:
-                    carried_bytes += tx.save_checkpoint(model, ALL_VERSIONS,
-                                                        carry_kind(partition), carried, {})
-                    rows += 1
-            size += carried_bytes
-            for model, pairs in join.pairs.items():
+            joins = self.join.join(tx, clocks)  # canary arms (issue 10): Persisted.pairs
+            for model, pairs in joins.items():
                 joined[model] = len(pairs)
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
@@ -231,14 +219,14 @@ class Persister:
         if self.owner is not None:
             self.owner.stored(model for model, _ in owned)
         self.buffers = _Buffers()
-        self.join.commit(join)
+        self.join.clear()
         self.retired = []
         self.last_persist = self.clock()
         counts, invalid = self.counts, self.invalid
         self.counts, self.invalid = Counter(), Counter()
         return Persisted(buffers.outputs, performance, joined, positions, counts, invalid,
-                         join.pairs,
-                         checkpoints=rows, checkpoint_bytes=size, carried_bytes=carried_bytes)
+                         joins,
+                         checkpoints=rows, checkpoint_bytes=size)
 
     def _snapshots(self, force: bool, now: float) -> list[Stream]:
         """The dirty streams whose state this persist writes: all when forced or without a
@@ -317,16 +305,9 @@ class Persister:
             elif checkpoint.kind == PERFORMANCE_KIND:
                 if first_restore:
                     pipeline.restore_performance(state)
-            elif (carried := carry_partition(checkpoint.kind)) is not None:
-                if carried in prediction_partitions:
-                    self.join.restore_carried(checkpoint.model, state)
             elif int(checkpoint.kind.lstrip("p")) in prediction_partitions:
                 pipeline.stream(checkpoint.version, int(checkpoint.kind.lstrip("p"))).restore(state)
         return marks
-
-    def forget(self, partitions: set[int]) -> None:
-        """Predictions partitions handed over: their carried rows are the new owner's."""
-        self.join.drop_partitions(partitions)
 
     def rebuild(self, marks: Mapping[TopicPartitionKey, PartitionMark],
                 handled: Mapping[TopicPartitionKey, int]) -> None:

@@ -383,7 +383,6 @@ class Service:
         predictions = {p for t, p in gone if t == self.config.kafka.predictions_topic}
         for pipeline in self.pipelines.values():
             pipeline.drop_streams(predictions)
-        self.persister.forget(predictions)
         if self.report_rows is not None:
             self.report_rows.forget(predictions)
         self.partitions.forget(gone)

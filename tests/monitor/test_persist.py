@@ -22,7 +22,6 @@ from monitor.ingest.batch import LabelBatch
 from monitor.metrics import Metrics
 from monitor.store import PendingLabel, PendingPrediction, Store, Transaction
 from monitor.stream.export import export
-from monitor.stream.label_join import CARRY_PROBE
 from monitor.stream.partitions import Partitions
 from monitor.stream.persist import Persister
 from tests.monitor.test_windows import ROWS, baseline, data, events, pipeline
@@ -211,57 +210,13 @@ def test_a_prediction_and_its_label_in_one_persist_join_without_pending_rows(
     script += [("l", f"r{i}", 101 + i) for i in range(40)]  # 10 predictions still wait
     pairs = _feed_join(h, script, ttl=3600)
     assert sorted(p.request_id for p in pairs) == sorted(f"r{i}" for i in range(40))
-    assert inserted == []  # the 10 wait in memory, and in their partition's checkpoint
-    assert h.persister.join.carried_counts() == {"carloan": 10}
-    assert "join:p-1" in h.stored()
+    assert sum(inserted) == 10  # only the predictions without their label yet
     late = _feed_join(h, [("l", f"r{i}", 200) for i in range(40, 50)], ttl=3600)
     assert sorted(p.request_id for p in late) == sorted(f"r{i}" for i in range(40, 50))
-    assert inserted == []  # the late labels found their predictions in memory
-    assert "join:p-1" not in h.stored()  # nothing carried: its checkpoint is gone
+    assert sum(inserted) == 10  # the late labels found their predictions: not stored
     with h.store._engine.connect() as conn:
         left = conn.exec_driver_sql("SELECT count(*) FROM pending_predictions").scalar()
     assert left == 0
-
-
-def test_predictions_whose_labels_come_late_are_stored_as_rows(
-        tmp_path: Path, baseline: Baseline) -> None:
-    h = Harness(tmp_path / "state.db", baseline)
-    inserted = _pending_inserts(h.store)
-    _feed_join(h, [("p", f"r{i}", 100 + i) for i in range(10)], ttl=3600)
-    assert sum(inserted) == 0  # carried to the next persist
-    _feed_join(h, [("p", "s", 200)], ttl=3600)
-    # none of the ten found its label by the next persist: stored, and so is the next one
-    # (carrying does not pay for this model)
-    assert sum(inserted) == 11 and h.persister.join.carried_counts() == {}
-    while h.persister.join.generation % CARRY_PROBE:
-        _feed_join(h, [("p", f"t{h.persister.join.generation}", 300)], ttl=3600)
-    assert h.persister.join.carried_counts() == {}
-    _feed_join(h, [("p", "probe", 400)], ttl=3600)  # every CARRY_PROBE persists it tries
-    assert h.persister.join.carried_counts() == {"carloan": 1}
-    # a stored prediction joins from the store, a carried one from memory, once each
-    pairs = _feed_join(h, [("l", "r3", 500), ("l", "probe", 500), ("l", "r3", 501)],
-                       ttl=3600)
-    assert sorted(p.request_id for p in pairs) == ["probe", "r3"]
-    assert h.persister.join.carrying["carloan"]  # the probe found its label: carry again
-
-
-def test_carried_predictions_survive_a_restart_and_move_with_their_partition(
-        tmp_path: Path, baseline: Baseline) -> None:
-    h = Harness(tmp_path / "state.db", baseline)
-    for partition, rid in ((0, "a"), (1, "b")):
-        e = Prediction("carloan", "1", rid, 100_000, {}, 1, 0.75, partition=partition)
-        h.persister.add_predictions("carloan", "1", [e], 3600)
-    h.write()
-    assert {"join:p0", "join:p1"} <= set(h.stored())
-    h.persister.forget({1})  # partition 1 handed over: its new owner has it
-    assert h.persister.join.carried_counts() == {"carloan": 1}
-
-    again = Harness(tmp_path / "state.db", baseline, member="b")
-    again.persister.load({1}, first_restore=True)  # it owns partition 1 only
-    assert again.persister.join.carried_counts() == {"carloan": 1}
-    again.persister.add_labels(LabelBatch("carloan", ["a", "b"], [1, 0], [200_000] * 2), 3600)
-    pairs = list(again.write().pairs["carloan"])
-    assert [(p.request_id, p.label) for p in pairs] == [("b", 0)]  # "a" waits as a label
 
 
 def _store_alone(path: Path, script: list[tuple[str, str, int]], ttl: float) -> list[Any]:
@@ -339,17 +294,13 @@ def _repeats_a_stored_id(script: list[tuple[str, str, int]]) -> bool:
     return False
 
 
-def test_a_carried_prediction_takes_a_label_another_replica_stored(
+def test_a_label_another_replica_reads_joins_the_prediction_this_one_stored(
         tmp_path: Path, baseline: Baseline) -> None:
-    """Replica a carries a prediction in memory; replica b reads its label, finds no
-    prediction in the store and stores the label; a's next persist takes it from there."""
     a = Harness(tmp_path / "state.db", baseline)
     e = Prediction("carloan", "1", "x", 100_000, {}, 1, 0.75, partition=0)
     a.persister.add_predictions("carloan", "1", [e], 3600)
-    a.write()
-    assert a.persister.join.carried_counts() == {"carloan": 1}
+    assert not a.write().pairs
     b = Persister(a.store, {"carloan": pipeline(baseline)}, GROUP, a.clock)
     b.add_labels(LabelBatch("carloan", ["x"], [0], [101_000]), 3600)
-    assert not b.write(a.partitions, {}, False).pairs
-    pairs = a.write().pairs  # nothing new at a: the carried row looks in the store
+    pairs = b.write(a.partitions, {}, False).pairs
     assert [(p.request_id, p.label) for p in pairs["carloan"]] == [("x", 0)]

@@ -96,8 +96,7 @@ class Run:
         self.clock.now += 1.0
         stats = self.service.step()
         if stats.persisted is not None:
-            # stream state: the predictions carried for their labels are not (none come)
-            self.bytes.append(stats.persisted.checkpoint_bytes - stats.persisted.carried_bytes)
+            self.bytes.append(stats.persisted.checkpoint_bytes)
 
 
 def outcome(run: Run) -> tuple[list[Any], dict[Any, Any]]:
