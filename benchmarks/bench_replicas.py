@@ -79,7 +79,8 @@ from monitor.ingest.clients import ensure_topics, make_consumer, make_producer  
 from monitor.stream.partials import Partial  # noqa: E402
 from tests.support.procs import Managed, free_port, start_tansu  # noqa: E402
 
-__all__ = ["Run", "efficiency", "main", "parse_args", "percentile", "source_partition"]
+__all__ = ["Run", "added_latency", "efficiency", "main", "parse_args", "percentile",
+           "source_partition"]
 
 MODELS = (MODEL, f"{MODEL}_b")  # owner partitions 1 and 5 of 6: two owners can differ
 PARTITIONS = 6
