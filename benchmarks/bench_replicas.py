@@ -39,7 +39,11 @@ Figures per R:
   replicas work through a backlog at full CPU: the owner reads partials between batches
   of its own predictions partitions, so live traffic below capacity would see less.
 
-Run: ``python benchmarks/bench_replicas.py [--n 200000] [--repeat 1] [--replicas 1,2,3]``.
+``--no-partials`` runs the same replicas with ``kafka.partials`` off (windows per
+(model, version, partition), nothing merged): what the partials cost.
+
+Run: ``python benchmarks/bench_replicas.py [--n 200000] [--repeat 1] [--replicas 1,2,3]
+[--no-partials]``.
 Figures taken on a machine shared with other work vary from run to run.
 """
 
@@ -236,12 +240,13 @@ def model_owners(dsn: str, group: str) -> int:
     return len(rows)
 
 
-def config_for(directory: Path, bootstrap: str, group: str, state_url: str, tag: str) -> Path:
+def config_for(directory: Path, bootstrap: str, group: str, state_url: str, tag: str,
+               partials: bool = True) -> Path:
     baseline = str(baseline_file(directory, False))
     config = {
         "kafka": {"bootstrap_servers": [bootstrap], "group_id": group,
                   "predictions_topic": TOPIC, "labels_topic": f"{TOPIC}-labels",
-                  "dead_letter_topic": f"{TOPIC}-dlq", "partials": True,
+                  "dead_letter_topic": f"{TOPIC}-dlq", "partials": partials,
                   "partials_partitions": PARTITIONS},
         "state": {"url": state_url},
         "server": {"host": "127.0.0.1", "port": free_port(), "auth_token_env": None},
@@ -254,7 +259,8 @@ def config_for(directory: Path, bootstrap: str, group: str, state_url: str, tag:
     return path
 
 
-def run_replicas(directory: Path, bootstrap: str, replicas: int, total: int) -> Run:
+def run_replicas(directory: Path, bootstrap: str, replicas: int, total: int,
+                 partials_on: bool = True) -> Run:
     tag = f"r{replicas}-{uuid.uuid4().hex[:6]}"
     database, group = f"bench_{uuid.uuid4().hex[:12]}", f"bench-{tag}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
@@ -265,7 +271,8 @@ def run_replicas(directory: Path, bootstrap: str, replicas: int, total: int) -> 
     procs: list[Managed] = []
     try:
         for i in range(replicas):
-            path = config_for(directory, bootstrap, group, state_url, f"{tag}-{i}")
+            path = config_for(directory, bootstrap, group, state_url, f"{tag}-{i}",
+                              partials_on)
             port = int(yaml.safe_load(path.read_text())["server"]["port"])
             procs.append(Managed(f"driftloop-{tag}-{i}",
                                  [str(DRIFTLOOP), "serve", "--config", str(path)],
@@ -305,7 +312,7 @@ def run_replicas(directory: Path, bootstrap: str, replicas: int, total: int) -> 
     except RuntimeError:
         first, note = first_all, "timed from the first persist (the group settled late); "
     records = last.records - first.records
-    partials = read_partials(bootstrap, f"{group}-partials")
+    partials = read_partials(bootstrap, f"{group}-partials") if partials_on else []
     return Run(
         replicas, records / (last.at - first.at),
         (last.records - first_all.records) / (last.at - first_all.at),
@@ -351,6 +358,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=200_000, help="events, both models")
     parser.add_argument("--repeat", type=int, default=1, help="runs per replica count")
     parser.add_argument("--replicas", default="1,2,3", help="comma-separated replica counts")
+    parser.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True,
+                        help="kafka.partials (off: windows per partition, for comparison)")
     args = parser.parse_args(argv)
     args.replicas = [int(r) for r in args.replicas.split(",") if r.strip()]
     if args.n < 20_000 or args.repeat < 1 or not args.replicas or min(args.replicas) < 1:
@@ -373,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.perf_counter() - started:.0f} s", flush=True)
             for _ in range(args.repeat):
                 for replicas in args.replicas:
-                    run = run_replicas(directory, bootstrap, replicas, args.n)
+                    run = run_replicas(directory, bootstrap, replicas, args.n, args.partials)
                     runs[replicas].append(run)
                     print(f"R={replicas}: {run.rate:.0f} ev/s, {run.note}", flush=True)
         finally:

@@ -252,7 +252,8 @@ def test_replicas_latency_runs_from_the_last_partitions_first_copy() -> None:
 
 def test_replicas_arguments() -> None:
     args = bench_replicas.parse_args([])
-    assert (args.n, args.repeat, args.replicas) == (200_000, 1, [1, 2, 3])
+    assert (args.n, args.repeat, args.replicas, args.partials) == (200_000, 1, [1, 2, 3], True)
+    assert not bench_replicas.parse_args(["--no-partials"]).partials
     assert bench_replicas.parse_args(["--replicas", "1, 3"]).replicas == [1, 3]
     with pytest.raises(SystemExit):
         bench_replicas.parse_args(["--replicas", "0"])
