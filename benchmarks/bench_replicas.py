@@ -1,9 +1,14 @@
 """Scale-out (issue 15): ``driftloop serve`` with 1, 2 and 3 replicas and ``kafka.partials`` on.
 
 One Tansu broker started for the run; a 6-partition predictions topic pre-produced with
-``--n`` native events of two models (``bench`` and ``bench_b``, alternating, each model's
-events spread over every partition), event times 10 ms apart, event-time windows of 60 s
-with 10 s allowed lateness, so each model closes a window every 6,000 events. For each
+``--n`` native events of two models (``bench`` and ``bench_b``), event times 10 ms apart,
+in blocks of ``--run-length`` (500) consecutive events of one model on one partition, round
+the partitions, a partition's blocks alternating the models (:func:`placement`): every model
+on every partition. Event-time windows of 60 s with 10 s allowed lateness: a model's
+window holds 3,000 events, 500 per partition, and one closes every 6,000 events. The
+service handles a partition's consecutive events of one model as one run
+(``monitor.stream.records.runs_of``); ``--run-length 1`` (the models alternate record by
+record, as when producers key by request id) makes every run one event long. For each
 replica count R (``--replicas``, default 1,2,3; ``--repeat`` times each) a fresh
 PostgreSQL database (127.0.0.1:5432, user postgres; dropped afterwards) and a new
 consumer group read the whole topic: R ``driftloop serve`` processes started together.
@@ -84,7 +89,7 @@ from monitor.stream.partials import Partial  # noqa: E402
 from tests.support.procs import Managed, free_port, start_tansu  # noqa: E402
 
 __all__ = ["Run", "added_latency", "efficiency", "main", "parse_args", "percentile",
-           "source_partition"]
+           "placement"]
 
 MODELS = (MODEL, f"{MODEL}_b")  # owner partitions 1 and 5 of 6: two owners can differ
 PARTITIONS = 6
@@ -93,9 +98,12 @@ ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_time
 WINDOW = {"duration": "60s", "allowed_lateness": "10s"}
 
 
-def source_partition(i: int) -> int:
-    """Event ``i`` (models alternate) goes to this partition: every model on every one."""
-    return (i // len(MODELS)) % PARTITIONS
+def placement(i: int, run_length: int) -> tuple[int, int]:
+    """(model, partition) of event ``i``: blocks of ``run_length`` consecutive events go to
+    one partition, round the partitions, and a partition's blocks alternate the models, so
+    every model is on every partition in runs of ``run_length``."""
+    block = i // run_length
+    return (block // PARTITIONS) % len(MODELS), block % PARTITIONS
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,16 +132,17 @@ class Run:
     note: str = ""
 
 
-def produce(bootstrap: str, n: int) -> None:
+def produce(bootstrap: str, n: int, run_length: int) -> None:
     ensure_topics(bootstrap, [TOPIC, f"{TOPIC}-labels", f"{TOPIC}-dlq"], partitions=PARTITIONS)
     producer = make_producer(KafkaConfig(bootstrap_servers=[bootstrap]), acks=1, linger_ms=20,
                              batch_size=1024 * 1024)
     other = f'"model":"{MODELS[1]}"'.encode()
     try:
         for i, value in enumerate(native_events(n, seed=0)):
-            if i % 2:
+            model, partition = placement(i, run_length)
+            if model:
                 value = value.replace(f'"model":"{MODEL}"'.encode(), other, 1)
-            producer.send(TOPIC, value=value, partition=source_partition(i))
+            producer.send(TOPIC, value=value, partition=partition)
         producer.flush()
     finally:
         producer.close()
@@ -358,13 +367,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=200_000, help="events, both models")
     parser.add_argument("--repeat", type=int, default=1, help="runs per replica count")
     parser.add_argument("--replicas", default="1,2,3", help="comma-separated replica counts")
+    parser.add_argument("--run-length", type=int, default=500,
+                        help="consecutive events of one model on a partition (1: the models "
+                        "alternate record by record)")
     parser.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True,
                         help="kafka.partials (off: windows per partition, for comparison)")
     args = parser.parse_args(argv)
     args.replicas = [int(r) for r in args.replicas.split(",") if r.strip()]
-    if args.n < 20_000 or args.repeat < 1 or not args.replicas or min(args.replicas) < 1:
-        parser.error("--n must be at least 20000 (a few persists to time), --repeat >= 1 "
-                     "and --replicas positive counts")
+    if args.n < 20_000 or args.repeat < 1 or args.run_length < 1 or not args.replicas \
+            or min(args.replicas) < 1:
+        parser.error("--n must be at least 20000 (a few persists to time), --repeat and "
+                     "--run-length at least 1 and --replicas positive counts")
     return args
 
 
@@ -377,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bootstrap = f"127.0.0.1:{broker.port}"
             started = time.perf_counter()
-            produce(bootstrap, args.n)
+            produce(bootstrap, args.n, args.run_length)
             print(f"produced {args.n} events to {PARTITIONS} partitions in "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
             for _ in range(args.repeat):

@@ -226,8 +226,13 @@ def test_bench_report_takes_the_median_of_paired_ratios() -> None:
 
 # -- the scale-out benchmark ---------------------------------------------------------------
 def test_replicas_events_put_every_model_on_every_partition() -> None:
-    seen = {(i % 2, bench_replicas.source_partition(i)) for i in range(24)}
-    assert seen == {(m, p) for m in range(2) for p in range(bench_replicas.PARTITIONS)}
+    every = {(m, p) for m in range(2) for p in range(bench_replicas.PARTITIONS)}
+    assert {bench_replicas.placement(i, 1) for i in range(12)} == every
+    placed = [bench_replicas.placement(i, 3) for i in range(36)]
+    assert set(placed) == every
+    assert placed[:7] == [(0, 0)] * 3 + [(0, 1)] * 3 + [(0, 2)]
+    # a partition's next block is the other model's
+    assert placed[18:21] == [(1, 0)] * 3
 
 
 def test_replicas_efficiency_is_rate_against_linear_scaling() -> None:
@@ -252,7 +257,8 @@ def test_replicas_latency_runs_from_the_last_partitions_first_copy() -> None:
 
 def test_replicas_arguments() -> None:
     args = bench_replicas.parse_args([])
-    assert (args.n, args.repeat, args.replicas, args.partials) == (200_000, 1, [1, 2, 3], True)
+    assert (args.n, args.repeat, args.replicas, args.partials, args.run_length) == \
+        (200_000, 1, [1, 2, 3], True, 500)
     assert not bench_replicas.parse_args(["--no-partials"]).partials
     assert bench_replicas.parse_args(["--replicas", "1, 3"]).replicas == [1, 3]
     with pytest.raises(SystemExit):
