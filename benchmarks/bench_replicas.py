@@ -354,12 +354,12 @@ def line(run: Run, single: float) -> str:
 
 
 def summary(run: Run, single: float) -> str:
+    merged = (f"{len(run.latency)} merged windows, added latency median "
+              f"{statistics.median(run.latency):.2f} s" if run.latency else "nothing merged")
     return (f"R={run.replicas}: {run.rate / 1000:.1f}k ev/s, "
             f"{run.rate / run.replicas / 1000:.1f}k per replica, efficiency "
             f"{efficiency(run.rate, run.replicas, single):.0%}, {run.cpu_us:.0f} µs CPU/event, "
-            f"{len(run.latency)} merged windows, added latency median "
-            f"{statistics.median(run.latency) if run.latency else float('nan'):.2f} s; "
-            f"{run.note}")
+            f"{merged}; {run.note}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
