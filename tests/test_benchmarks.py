@@ -17,12 +17,15 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
+import bench_replicas  # noqa: E402
 import bench_service  # noqa: E402
 import reference_loop  # noqa: E402
 import service_events  # noqa: E402
 import service_probe  # noqa: E402
 import soak_service  # noqa: E402
 from bench_kafka import native_events  # noqa: E402
+
+from monitor.stream.partials import Partial  # noqa: E402
 
 
 def _records(outgoing: list[service_events.Outgoing]) -> list[SimpleNamespace]:
@@ -219,3 +222,46 @@ def test_bench_report_takes_the_median_of_paired_ratios() -> None:
     assert "322/188" in line
     # checkpoint bytes per persist: each column's median over the runs
     assert "1.0/9.0/283.2 kB 15.0 kB/s" in line
+
+
+# -- the scale-out benchmark ---------------------------------------------------------------
+def test_replicas_events_put_every_model_on_every_partition() -> None:
+    every = {(m, p) for m in range(2) for p in range(bench_replicas.PARTITIONS)}
+    assert {bench_replicas.placement(i, 1) for i in range(12)} == every
+    placed = [bench_replicas.placement(i, 3) for i in range(36)]
+    assert set(placed) == every
+    assert placed[:7] == [(0, 0)] * 3 + [(0, 1)] * 3 + [(0, 2)]
+    # a partition's next block is the other model's
+    assert placed[18:21] == [(1, 0)] * 3
+
+
+def test_replicas_efficiency_is_rate_against_linear_scaling() -> None:
+    assert bench_replicas.efficiency(3000.0, 2, 2000.0) == 0.75
+    assert bench_replicas.efficiency(2000.0, 1, 2000.0) == 1.0
+
+
+def _partial(partition: int, index: int | None) -> Partial:
+    return Partial(model="m", version="1" if index is not None else "",
+                                  topic="t", partition=partition, watermark_ms=0, index=index)
+
+
+def test_replicas_latency_runs_from_the_last_partitions_first_copy() -> None:
+    partials = [(_partial(0, 7), 100, 1_000), (_partial(1, 7), 100, 1_400),
+                (_partial(1, 7), 100, 2_500),  # a copy sent again: its first send counts
+                (_partial(1, None), 20, 3_000),  # a heartbeat: no window
+                (_partial(0, 8), 100, 4_000)]
+    # window 9 was stored without partials read back: left out
+    stored = {("m", 7): 1_900, ("m", 8): 4_250, ("m", 9): 5_000}
+    assert bench_replicas.added_latency(partials, stored) == [0.5, 0.25]
+
+
+def test_replicas_arguments() -> None:
+    args = bench_replicas.parse_args([])
+    assert (args.n, args.repeat, args.replicas, args.partials, args.run_length) == \
+        (200_000, 1, [1, 2, 3], True, 500)
+    assert not bench_replicas.parse_args(["--no-partials"]).partials
+    assert bench_replicas.parse_args(["--replicas", "1, 3"]).replicas == [1, 3]
+    with pytest.raises(SystemExit):
+        bench_replicas.parse_args(["--replicas", "0"])
+    with pytest.raises(SystemExit):
+        bench_replicas.parse_args(["--n", "100"])
