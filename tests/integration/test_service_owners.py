@@ -32,6 +32,7 @@ from tests.support.service import (
     RunningService,
     StreamData,
     Topics,
+    assert_same,
     new_topics,
     poll,
     start_service,
@@ -46,22 +47,6 @@ ROWS = 1800  # per model, a minute of event time apart: 7.5 windows of 4 h
 WINDOW_HOURS = 4
 COMPARED = ("rows", "dataset_drift", "drift_share", "features", "prediction_drift",
             "score_drift", "quality", "start", "end", "model", "version", "partition")
-
-
-def assert_close(got: Any, want: Any, where: str) -> None:
-    """Equal, floats up to the order their merged sums were added in."""
-    if isinstance(want, float) and isinstance(got, float):
-        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), f"{where}: {got} != {want}"
-    elif isinstance(want, dict) and isinstance(got, dict):
-        assert got.keys() == want.keys(), f"{where}: keys {sorted(got)} != {sorted(want)}"
-        for key in want:
-            assert_close(got[key], want[key], f"{where}.{key}")
-    elif isinstance(want, list) and isinstance(got, list):
-        assert len(got) == len(want), f"{where}: {len(got)} items != {len(want)}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_close(g, w, f"{where}[{i}]")
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 def stream(data: StreamData) -> list[tuple[str, int, bytes, bytes]]:
@@ -228,7 +213,9 @@ def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
         assert sum(w["rows"] for w in got[model]) == ROWS
         for g, w in zip(got[model], want[model], strict=True):
             for key in COMPARED:
-                assert_close(g[key], w[key], f"{model} window {w['window']} {key}")
+                # floats up to the order their merged sums were added in
+                assert_same(g[key], w[key], f"{model} window {w['window']} {key}",
+                            rel=1e-9, abs_=1e-12)
     # drift was found, and no retrain launched twice
     keys = launches.read_text().split()
     assert keys and len(keys) == len(set(keys))

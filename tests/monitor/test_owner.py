@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from monitor.baseline import Baseline, build_baseline
-from monitor.cli.examples import generate
+from monitor.baseline import Baseline
 from monitor.stream.owner import KEEP_MERGED, ModelOwner, OwnedModel
 from monitor.stream.partials import Partial, PartialPublisher, owner_partition
 from tests.monitor.test_partials import (  # the fixtures and helpers of the partials' tests
     MINUTE,
     Sent,
+    baseline,
     closed_windows,
+    data,
     spread,
     timed_pipeline,
 )
@@ -27,15 +28,7 @@ from tests.monitor.test_windows import events
 PARTITIONS = 3
 
 
-@pytest.fixture(scope="module")
-def data() -> Any:
-    return generate(seed=11, reference_rows=3000, window_rows=300)
-
-
-@pytest.fixture(scope="module")
-def baseline(data: Any) -> Baseline:
-    return build_baseline(data.reference, "carloan", target="repaid", prediction="prediction",
-                          score="score", id_column="request_id", timestamp="timestamp")
+__all__ = ["baseline", "data"]  # fixtures used here
 
 
 @pytest.fixture(scope="module")

@@ -178,19 +178,20 @@ def start_service(config_path: Path, name: str = "driftloop") -> RunningService:
     return RunningService(proc, config_path)
 
 
-def assert_same(got: Any, want: Any, where: str) -> None:
+def assert_same(got: Any, want: Any, where: str, *, rel: float = 1e-12,
+                abs_: float = 1e-15) -> None:
     """Equal, except that floats may differ in the last bits: a window folded into its
     summary in several chunks (at a checkpoint, or when ``buffer_rows`` fill up) adds
     the per-bin value sums in another order than one pass over the file does."""
     if isinstance(want, float) and isinstance(got, float):
-        assert got == pytest.approx(want, rel=1e-12, abs=1e-15), f"{where}: {got} != {want}"
+        assert got == pytest.approx(want, rel=rel, abs=abs_), f"{where}: {got} != {want}"
     elif isinstance(want, dict) and isinstance(got, dict):
         assert got.keys() == want.keys(), f"{where}: keys {sorted(got)} != {sorted(want)}"
         for key in want:
-            assert_same(got[key], want[key], f"{where}.{key}")
+            assert_same(got[key], want[key], f"{where}.{key}", rel=rel, abs_=abs_)
     elif isinstance(want, list) and isinstance(got, list):
         assert len(got) == len(want), f"{where}: {len(got)} items != {len(want)}"
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{where}[{i}]")
+            assert_same(g, w, f"{where}[{i}]", rel=rel, abs_=abs_)
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"

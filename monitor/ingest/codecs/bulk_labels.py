@@ -80,17 +80,18 @@ def _batches(decoder: Any, records: Sequence[Any], heads: list[_Label]
             math.isfinite(v) for v in labels if type(v) is float):
         return None  # orjson refuses a double overflow: the per-record path says so
     broker = np.fromiter(map(_broker_time, records), np.int64, n)  # None: TypeError
-    raw = list(map(_timestamp, heads))
-    kinds = set(map(type, raw))
+    written = list(map(_timestamp, heads))
+    kinds = set(map(type, written))
+    raw = written
     if kinds != {int}:
         # a label written without a time takes the broker's record time, unchecked
         raw = [b if s is None else s if type(s) is int
                else parse_timestamp_ms(s, "label.timestamp")
-               for s, b in zip(raw, broker.tolist(), strict=True)]
+               for s, b in zip(written, broker.tolist(), strict=True)]
     stamps = np.array(raw, dtype=np.int64)
     limit = broker + decoder.max_future_skew_ms
     if type(None) in kinds:  # only the times the labels give are checked
-        given = np.fromiter((s is not None for s in map(_timestamp, heads)), bool, n)
+        given = np.fromiter((s is not None for s in written), bool, n)
         stamps, limit = stamps[given], limit[given]
     if broker.min() < 0 or (stamps.size and (
             stamps.min() < max(0, decoder.min_event_time_ms) or np.any(stamps > limit))):
