@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/driftloop demo
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -63,7 +63,10 @@ def _categorical(values: Sequence[Any], booleans: bool) -> np.ndarray:
     kinds = set(map(type, values))
     if not booleans and kinds <= {str, int}:  # the common cases, without a Python loop
         out = np.empty(len(values), dtype=object)
-        out[:] = values if kinds == {str} else list(map(str, values))  # str(int) is canonical
+        if kinds != {str}:  # str(int) is canonical; one text per distinct value, hashed once
+            texts = {value: str(value) for value in set(values)}
+            values = list(map(texts.__getitem__, values))
+        out[:] = values
         return out
     out = np.array([v if type(v) is str else canonical_category(v) for v in values], dtype=object)
     if booleans:

@@ -25,7 +25,7 @@ from monitor.evaluate import evaluate_frame
 from monitor.ingest import Prediction
 from monitor.store.engine import pack_state, unpack_state
 from monitor.stream import ModelPipeline
-from monitor.stream.columns import _to_columns_fast, to_columns
+from monitor.stream.columns import _categorical, _to_columns_fast, to_columns
 from monitor.stream.windows import MAX_EXTRA_KEYS
 
 ROWS = 300
@@ -279,6 +279,13 @@ def test_unusual_rows_give_the_same_columns(data: Any, baseline: Baseline, chang
         row["size_of_downpayment"] = True
     extra: dict[str, list[Any]] = {"prediction": [1] * 50, "score": [0.5] * 50}
     _same_chunk(to_columns(profiles, rows, extra), _slow(profiles, rows, extra))
+
+
+@pytest.mark.parametrize("values", [[1, 0, 1, 1], [3, "a", 3, -1, "3", 10**20], ["x", "y"]])
+def test_category_columns_are_the_values_texts(values: list[Any]) -> None:
+    out = _categorical(values, False)
+    assert out.dtype == object and list(out) == [str(v) for v in values]
+    assert all(type(v) is str for v in out)
 
 
 # -- baseline swap ----------------------------------------------------------------------------

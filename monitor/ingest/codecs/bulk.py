@@ -140,13 +140,15 @@ def decode_native(decoder: Any, records: Sequence[Any],
     # the usual case first: every record of the model of the first, decoded in one pass
     features: dict[str, tuple[dict[str, FeatureColumn], list[int]]] | None = None
     heads: list[Any] | None = None
+    models: list[str] | None = None
     try:
         guess = _MODEL_ONLY.decode(values[0]).model
         kinds = feature_kinds(guess) if decoder.known_models(guess) else None
         if kinds is not None:
             heads = list(map(_decoders_of(tuple(kinds))[1].decode, values))
-            if list(map(_model, heads)).count(guess) != len(heads):
-                heads = None
+            models = list(map(_model, heads))
+            if models.count(guess) != len(heads):
+                heads = models = None
             else:
                 features = _event_columns(heads, tuple(kinds))
                 if features is None:
@@ -158,18 +160,22 @@ def decode_native(decoder: Any, records: Sequence[Any],
             heads = list(map(_HEAD.decode, values))
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
+        models = list(map(_model, heads))
+    assert models is not None
     n = len(heads)
     try:
-        columns = _validate(decoder, records, heads)
+        columns = _validate(decoder, records, heads, models)
     except (DecodeError, TypeError, ValueError, OverflowError):
         return None
     if columns is None:
         return None
-    models, versions, request_ids, stamps = columns
-    # runs of one (model, version)
-    keys = list(zip(models, versions, strict=True))
-    starts = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] \
-        if len(set(keys)) > 1 else [0]
+    versions, request_ids, stamps = columns
+    # runs of one (model, version); the usual poll is one run, told without a pair per record
+    if models.count(models[0]) == n and versions.count(versions[0]) == n:
+        keys, starts = [(models[0], versions[0])], [0]
+    else:
+        keys = list(zip(models, versions, strict=True))
+        starts = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]]
     if features is None:
         features = _feature_columns(heads, models, feature_kinds)
     if features is None:
@@ -197,10 +203,9 @@ def decode_native(decoder: Any, records: Sequence[Any],
     return runs
 
 
-def _validate(decoder: Any, records: Sequence[Any], heads: list[_Head]
-              ) -> tuple[list[str], list[str], list[str], np.ndarray] | None:
+def _validate(decoder: Any, records: Sequence[Any], heads: list[_Head], models: list[str]
+              ) -> tuple[list[str], list[str], np.ndarray] | None:
     n = len(heads)
-    models = list(map(_model, heads))
     for model in set(models):
         decoder.check_model(model, "prediction")  # DecodeError: unknown model
     raw_versions = list(map(_version, heads))
@@ -222,7 +227,7 @@ def _validate(decoder: Any, records: Sequence[Any], heads: list[_Head]
     if broker.min() < 0 or stamps.min() < decoder.min_event_time_ms or \
             np.any(stamps > broker + decoder.max_future_skew_ms):
         return None
-    return models, versions, request_ids, stamps
+    return versions, request_ids, stamps
 
 
 def _feature_columns(heads: list[_Head], models: list[str], feature_kinds: FeatureKinds
