@@ -7,7 +7,7 @@ Rooms (sub-packages), from the ground up; a room imports only rooms below it
 room           holds                                                        may import
 =============  ===========================================================  =====================
 ``errors``     user-facing exceptions (one module)                          nothing of monitor
-``metrics``    the Prometheus metrics on an injected registry (one module)  nothing of monitor
+``metrics``    the Prometheus metrics: specs, and objects on a registry     nothing of monitor
 ``tables``     reading CSV/Parquet and the canonical values of a column     ``errors``
 ``config``     the typed ``driftloop.yaml``, value types, error messages    ``errors``
 ``store``      the state store: schema, migrations, results, join, actions  nothing of monitor

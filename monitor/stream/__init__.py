@@ -17,6 +17,9 @@
   realized-performance windows;
 - :mod:`~monitor.stream.windows`: ``Stream``, count and event-time windows of one
   (model, version, partition), checkpointable;
+- :mod:`~monitor.stream.window_state`: ``OpenWindow`` and ``ClosedWindow``, one window's
+  state, open and closed;
+- :mod:`~monitor.stream.fold`: a window's buffered rows -> its summary (and CBPE sums);
 - :mod:`~monitor.stream.columns`: buffered events -> the detectors' column arrays;
 - :mod:`~monitor.stream.report_rows`: rows of the open windows (all, or a uniform
   sample), handed to the report writer when a window closes with drift;
@@ -37,7 +40,8 @@ from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutp
 from monitor.stream.report_rows import ReportJob, ReportRows, WindowRows
 from monitor.stream.report_writer import ReportWriter, rows_frame
 from monitor.stream.service import Service, StepStats
-from monitor.stream.windows import ClosedWindow, OpenWindow, Stream
+from monitor.stream.window_state import ClosedWindow, OpenWindow
+from monitor.stream.windows import Stream
 
 __all__ = [
     "ArmAccumulator",

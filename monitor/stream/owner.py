@@ -39,7 +39,7 @@ from typing import Any
 
 from monitor.stream.partials import Partial, merge_windows, owner_partition
 from monitor.stream.pipeline import ModelPipeline
-from monitor.stream.windows import ClosedWindow, OpenWindow
+from monitor.stream.window_state import ClosedWindow, OpenWindow
 
 __all__ = ["KEEP_MERGED", "OWNER_KIND", "ModelOwner", "OwnedModel"]
 

@@ -37,7 +37,8 @@ from kafka.partitioner.default import murmur2
 
 from monitor.store.engine import pack_state, unpack_state
 from monitor.stream.pipeline import ModelPipeline
-from monitor.stream.windows import MAX_EXTRA_KEYS, ClosedWindow, OpenWindow, Stream
+from monitor.stream.window_state import MAX_EXTRA_KEYS, ClosedWindow, OpenWindow
+from monitor.stream.windows import Stream
 
 __all__ = ["PARTIAL_FORMAT", "Partial", "PartialPublisher", "merge_windows", "owner_partition",
            "partition_report"]

@@ -32,7 +32,8 @@ from monitor.evaluate import (
 from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.stream.label_join import JoinedPairs
-from monitor.stream.windows import ClosedWindow, Stream
+from monitor.stream.window_state import ClosedWindow
+from monitor.stream.windows import Stream
 from monitor.tables import canonical_category
 
 __all__ = ["ModelPipeline", "PerformanceWindow", "WindowOutput", "iso_ms"]

@@ -24,7 +24,7 @@ from monitor.config import KafkaConfig
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partials import Partial, PartialPublisher
 from monitor.stream.pipeline import ModelPipeline
-from monitor.stream.windows import ClosedWindow
+from monitor.stream.window_state import ClosedWindow
 
 __all__ = ["OWNER_KIND", "ScaleOut"]
 

@@ -60,7 +60,7 @@ from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.records import RecordReader, RunEvents, runs_of
 from monitor.stream.report_rows import ReportRows
 from monitor.stream.scaleout import ScaleOut
-from monitor.stream.windows import ClosedWindow
+from monitor.stream.window_state import ClosedWindow
 
 __all__ = ["HOUSEKEEPING_SECONDS", "Reactor", "Service", "StepStats"]
 

@@ -28,7 +28,7 @@ from monitor.stream.partials import (
     owner_partition,
     partition_report,
 )
-from monitor.stream.windows import ClosedWindow, OpenWindow
+from monitor.stream.window_state import ClosedWindow, OpenWindow
 from tests.monitor.test_windows import assert_close, events
 
 MINUTE = 60_000

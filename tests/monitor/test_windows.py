@@ -26,7 +26,7 @@ from monitor.ingest import Prediction
 from monitor.store.engine import pack_state, unpack_state
 from monitor.stream import ModelPipeline
 from monitor.stream.columns import _categorical, _to_columns_fast, to_columns
-from monitor.stream.windows import MAX_EXTRA_KEYS
+from monitor.stream.window_state import MAX_EXTRA_KEYS
 
 ROWS = 300
 
