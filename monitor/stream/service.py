@@ -46,6 +46,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka import TopicPartition
+
 from monitor.config import Config
 from monitor.ingest import Consumer, DeadLetters, Decoder
 from monitor.ingest.batch import LabelBatch, PredictionBatch
@@ -166,6 +168,9 @@ class Service:
                     first = records[0].offset
                     self._unread[key] = min(first, self._unread.get(key, first))
                     continue
+                if self._recreated(key):
+                    self._take_again(key)
+                    continue
                 stats.records += len(records)
                 handled = self.partitions.handled(key)
                 if tp.topic == self.config.kafka.labels_topic:
@@ -198,6 +203,24 @@ class Service:
                 self._own()
         stats.persisted = self.persist(force=force_persist)
         return stats
+
+    def _recreated(self, key: TopicPartitionKey) -> bool:
+        """Whether the topic of a partition this member holds was created again since it
+        took it (a broker back without its data, reached before the group noticed)."""
+        held = self.partitions.topic_ids.get(key)
+        current = topic_id(self.consumer, key[0]) if held else None
+        return current is not None and current != held
+
+    def _take_again(self, key: TopicPartitionKey) -> None:
+        """The records just polled are the new topic's at the old topic's position: drop
+        them, write and forget what is held as when the partition is lost, and take it
+        again, which reads the new topic from its start."""
+        log.warning("%s[%d]: the topic was created again while this member held it",
+                    key[0], key[1])
+        self.lose([key])
+        assert self.consumer is not None
+        for (topic, partition), offset in self.restore([key]).items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
 
     def _align(self, batches: dict[Any, list[Any]], hunting: bool) -> dict[Any, list[Any]]:
         """Label records ahead of their predictions wait (:mod:`monitor.stream.alignment`);

@@ -12,8 +12,10 @@ written before snapshots existed all come back as they were.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -270,3 +272,49 @@ def test_a_lost_partition_another_member_took_is_not_written(
     # never snapshotted (the interval is longer than the run), and not written when lost
     assert not [c for c in run.store.load_checkpoints() if c.model == "carloan"
                 and c.kind == "p0"]
+
+
+class _Cluster:
+    def __init__(self) -> None:
+        self.id = uuid.uuid4()
+
+    def topic_id(self, topic: str) -> uuid.UUID:
+        return self.id
+
+
+class RecreatedLog(Log):
+    """A broker that comes back without its data while this member keeps the partition:
+    the topic is created again (a new topic id) and the consumer's position is the old one."""
+
+    def __init__(self, records: list[Any]) -> None:
+        super().__init__(records)
+        self._client = SimpleNamespace(cluster=_Cluster())
+
+    def recreate(self, records: list[Any]) -> None:
+        self.records = records
+        self._client.cluster = _Cluster()
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.position = offset
+
+
+def test_a_topic_recreated_under_a_held_partition_is_read_from_its_start_once(
+        tmp_path: Path, example_baseline: Path) -> None:
+    old, new = timed_events(60), timed_events(90)
+    log, clock = RecreatedLog(log_of(old)), Clock()
+    clock.now = 1_000_000.0
+    run = Run(tmp_path / "state.db", example_baseline, COUNT, log, clock, 0.0)
+    counted = 0
+    for _ in range(2):  # 40 records of the old topic
+        clock.now += 1.0
+        stats = run.service.step()
+        assert stats.persisted is not None
+        counted += sum(stats.persisted.events.values())
+    assert counted == 40
+    log.recreate(log_of(new))  # the next poll would return the new topic's 40..59
+    while not log.done:
+        clock.now += 1.0
+        persisted = run.service.step().persisted
+        counted += 0 if persisted is None else sum(persisted.events.values())
+    assert counted == 40 + len(new)  # every record of the new topic once, from its start
+    assert run.store.offsets(run.config.kafka.group_id)[TP] == len(new)
