@@ -35,21 +35,14 @@ def fold(window: OpenWindow, profiles_of: ProfilesOf, estimator_for: EstimatorFo
     if not rows:
         return
     stamps = [e.timestamp_ms for e in rows]
-    first, last = min(stamps), max(stamps)
-    if window.start_ms is None or first < window.start_ms:
-        window.start_ms = first
-    if window.end_ms is None or last > window.end_ms:
-        window.end_ms = last
+    _widen(window, min(stamps), max(stamps))
     extra: dict[str, list[Any]] = {}
     if prediction_column:
         extra[prediction_column] = [e.prediction for e in rows]
     if score_column:
         extra[score_column] = [e.score for e in rows]
     chunk = to_columns(profiles_of(window.baseline), [e.features for e in rows], extra)
-    window.summary.add(chunk.arrays, chunk.n_rows)
-    for name, count in chunk.type_violations.items():
-        window.summary.add_type_violations(name, count)
-    window.add_extra_keys(chunk.extra_keys)
+    _add_chunk(window, chunk)
     estimator = None if window.confidence is None else estimator_for(window.baseline)
     if estimator is not None and window.confidence is not None:  # CBPE
         estimator.fold_rows(window.confidence, chunk.arrays, rows)
@@ -61,11 +54,7 @@ def _fold_batch(window: OpenWindow, profiles_of: ProfilesOf, estimator_for: Esti
     batch = PredictionBatch.concat(window.batches)
     window.batches, window.batched = [], 0
     stamps = batch.timestamps_ms
-    first, last = int(stamps.min()), int(stamps.max())
-    if window.start_ms is None or first < window.start_ms:
-        window.start_ms = first
-    if window.end_ms is None or last > window.end_ms:
-        window.end_ms = last
+    _widen(window, int(stamps.min()), int(stamps.max()))
     extra: dict[str, list[Any]] = {}
     if prediction_column:
         extra[prediction_column] = batch.predictions
@@ -75,10 +64,22 @@ def _fold_batch(window: OpenWindow, profiles_of: ProfilesOf, estimator_for: Esti
     chunk: ColumnChunk | None = batch_columns(profiles, batch, extra)
     if chunk is None:  # not the features of the window's baseline: by rows
         chunk = to_columns(profiles, [e.features for e in batch.events()], extra)
+    _add_chunk(window, chunk)
+    estimator = None if window.confidence is None else estimator_for(window.baseline)
+    if estimator is not None and window.confidence is not None:  # CBPE
+        estimator.fold_class_scores(window.confidence, chunk.arrays, batch.class_scores)
+
+
+def _widen(window: OpenWindow, first: int, last: int) -> None:
+    """The window's event-time span takes in ``first`` .. ``last``."""
+    if window.start_ms is None or first < window.start_ms:
+        window.start_ms = first
+    if window.end_ms is None or last > window.end_ms:
+        window.end_ms = last
+
+
+def _add_chunk(window: OpenWindow, chunk: ColumnChunk) -> None:
     window.summary.add(chunk.arrays, chunk.n_rows)
     for name, count in chunk.type_violations.items():
         window.summary.add_type_violations(name, count)
     window.add_extra_keys(chunk.extra_keys)
-    estimator = None if window.confidence is None else estimator_for(window.baseline)
-    if estimator is not None and window.confidence is not None:  # CBPE
-        estimator.fold_class_scores(window.confidence, chunk.arrays, batch.class_scores)
