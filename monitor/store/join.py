@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, and_, delete, func, select
+from sqlalchemy import JSON, Connection, Table, and_, delete, func, select
 
 from monitor.store import schema
-from monitor.store.engine import StoreOps, chunks, upsert
+from monitor.store.engine import StoreOps, bulk_upsert, chunks, loads_json
 
 __all__ = ["JoinCounts", "JoinOps", "JoinedPair", "PendingLabel", "PendingPrediction"]
 
@@ -77,6 +77,14 @@ def _padded(ids: Sequence[str]) -> list[str]:
     return [*ids, *repeat(ids[-1], size - len(ids))]
 
 
+def _decoded(row: tuple[Any, ...], json_at: list[int]) -> tuple[Any, ...]:
+    cells = list(row)
+    for i in json_at:
+        if cells[i] is not None:
+            cells[i] = loads_json(cells[i])
+    return tuple(cells)
+
+
 def _by_model(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     grouped: dict[str, dict[str, None]] = {}
     for model, request_id in keys:
@@ -123,37 +131,19 @@ def _join_chunk(
 class JoinOps(StoreOps):
     def add_predictions(self, rows: Iterable[PendingPrediction]) -> int:
         """Store predictions awaiting labels; returns the number of rows given."""
-        values = [
-            {
-                "model": r.model,
-                "request_id": r.request_id,
-                "version": r.version,
-                "prediction": r.prediction,
-                "score": r.score,
-                "scores": dict(r.scores) if r.scores is not None else None,
-                "timestamp_ms": r.timestamp_ms,
-                "expires_at_ms": r.expires_at_ms,
-            }
-            for r in rows
-        ]
+        values = [(r.model, r.request_id, r.version, r.prediction, r.score,
+                   None if r.scores is None else dict(r.scores), r.timestamp_ms,
+                   r.expires_at_ms) for r in rows]
         with self._conn() as conn:
-            upsert(conn, schema.pending_predictions, values, ("model", "request_id"))
+            bulk_upsert(conn, schema.pending_predictions, values, ("model", "request_id"))
         return len(values)
 
     def add_labels(self, rows: Iterable[PendingLabel]) -> int:
         """Store labels awaiting predictions; returns the number of rows given."""
-        values = [
-            {
-                "model": r.model,
-                "request_id": r.request_id,
-                "label": r.label,
-                "timestamp_ms": r.timestamp_ms,
-                "expires_at_ms": r.expires_at_ms,
-            }
-            for r in rows
-        ]
+        values = [(r.model, r.request_id, r.label, r.timestamp_ms, r.expires_at_ms)
+                  for r in rows]
         with self._conn() as conn:
-            upsert(conn, schema.pending_labels, values, ("model", "request_id"))
+            bulk_upsert(conn, schema.pending_labels, values, ("model", "request_id"))
         return len(values)
 
     def join(
@@ -220,33 +210,46 @@ class JoinOps(StoreOps):
         and return them: request_id -> (label, timestamp_ms). One statement per chunk does
         the lookup and the removal (``DELETE ... RETURNING``), so a prediction whose label
         already waits is joined without ever being stored itself."""
-        t = schema.pending_labels
-        rows = self._take(t, model, request_ids, now_ms, (t.c.label, t.c.timestamp_ms))
-        return {r.request_id: (r.label, r.timestamp_ms) for r in rows}
+        rows = self._take(schema.pending_labels, model, request_ids, now_ms,
+                          ("label", "timestamp_ms"))
+        return {rid: (label, stamp) for rid, label, stamp in rows}
 
     def take_predictions(self, model: str, request_ids: Sequence[str],
                          now_ms: int | None) -> dict[str, PendingPrediction]:
         """Remove the pending predictions of these requests that have not expired at
         ``now_ms`` and return them by request id (see :meth:`take_labels`)."""
-        t = schema.pending_predictions
-        rows = self._take(t, model, request_ids, now_ms,
-                          (t.c.version, t.c.prediction, t.c.score, t.c.scores,
-                           t.c.timestamp_ms, t.c.expires_at_ms))
-        return {r.request_id: PendingPrediction(model, r.request_id, r.version, r.prediction,
-                                                r.timestamp_ms, r.expires_at_ms, r.score,
-                                                r.scores)
-                for r in rows}
+        rows = self._take(schema.pending_predictions, model, request_ids, now_ms,
+                          ("version", "prediction", "score", "scores", "timestamp_ms",
+                           "expires_at_ms"))
+        return {rid: PendingPrediction(model, rid, version, prediction, stamp, expires, score,
+                                       scores)
+                for rid, version, prediction, score, scores, stamp, expires in rows}
 
     def _take(self, table: Table, model: str, request_ids: Sequence[str],
-              now_ms: int | None, columns: Sequence[Any]) -> list[Any]:
-        found: list[Any] = []
+              now_ms: int | None, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(request_id, *columns) of the rows removed, through the driver as it is (see
+        :func:`~monitor.store.engine.bulk_upsert`): at thousands of ids per persist,
+        SQLAlchemy's statement building and row processing cost more than the delete."""
+        found: list[tuple[Any, ...]] = []
         with self._conn() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            returning = ", ".join(quote(c) for c in ("request_id", *columns))
+            decode = conn.dialect.name == "sqlite"
             for chunk in chunks(request_ids, _KEYS_PER_STATEMENT):
-                where = [table.c.model == model, table.c.request_id.in_(_padded(chunk))]
-                if now_ms is not None:
-                    where.append(table.c.expires_at_ms > now_ms)
-                stmt = delete(table).where(*where).returning(table.c.request_id, *columns)
-                found.extend(conn.execute(stmt))
+                ids = _padded(chunk)
+                sql = (f"DELETE FROM {quote(table.name)} WHERE model = {mark} "
+                       f"AND request_id IN ({', '.join([mark] * len(ids))})"
+                       + ("" if now_ms is None else f" AND expires_at_ms > {mark}")
+                       + f" RETURNING {returning}")
+                params = (model, *ids) if now_ms is None else (model, *ids, now_ms)
+                found.extend(map(tuple, conn.exec_driver_sql(sql, params)))
+        # the SQLite driver gives JSON columns back as their text (or as a number: the
+        # column has numeric affinity); psycopg gives them decoded already
+        if found and decode:
+            json_at = [i + 1 for i, c in enumerate(columns)
+                       if isinstance(table.c[c].type, JSON)]
+            found = [_decoded(row, json_at) for row in found] if json_at else found
         return found
 
     def expire(self, now_by_model: Mapping[str, int]) -> dict[str, JoinCounts]:
