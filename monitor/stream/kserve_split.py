@@ -197,12 +197,19 @@ class KServeSplit:
         return {(self.topic, p): dict(seen) for p, seen in self.seen.items()}
 
     def restore(self, marks: Mapping[TopicPartitionKey, PartitionMark],
-                taken: Iterable[TopicPartitionKey]) -> None:
-        """The copy filters of kserve partitions just taken (empty when never stored)."""
-        for topic, partition in taken:
-            if topic == self.topic:
-                mark = marks.get((topic, partition))
-                self.seen[partition] = dict(mark.forwarded) if mark is not None else {}
+                taken: Iterable[TopicPartitionKey],
+                current_ids: Mapping[TopicPartitionKey, str | None] | None = None) -> None:
+        """The copy filters of kserve partitions just taken: empty when never stored, or
+        when the topic was created again since (``current_ids``: the broker's topic ids;
+        its partitions are read from their start, see monitor.stream.partitions)."""
+        for tp in taken:
+            if tp[0] != self.topic:
+                continue
+            mark = marks.get(tp)
+            current = (current_ids or {}).get(tp)
+            recreated = mark is not None and bool(mark.topic_id) and bool(current) \
+                and mark.topic_id != current
+            self.seen[tp[1]] = {} if mark is None or recreated else dict(mark.forwarded)
 
     def forget(self, partitions: Iterable[TopicPartitionKey] | None = None) -> None:
         """Kserve partitions no longer held (None: all, and the forwards not flushed)."""

@@ -376,14 +376,14 @@ class Service:
             epochs = self.store.take_partitions(self.group, wanted, self.member)
             marks = self.persister.load(self._stream_partitions(wanted),
                                         first_restore=not self.partitions.owned)
-            if self.split is not None:
-                self.split.restore(marks, wanted)
             if self.scaleout is not None:
                 owned = self.scaleout.take(wanted, int(self.clock() * 1000))
                 self.scaleout.restore(self.persister.owner_states, owned)
             self.decoder.joiner.expect({tp: marks[tp].pending for tp in wanted if tp in marks})
             current = {tp: topic_id(self.consumer, tp[0]) if self.consumer else None
                        for tp in wanted}
+            if self.split is not None:
+                self.split.restore(marks, wanted, current)
             seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
                                           current, epochs)
             handled = {tp: self.partitions.handled(tp) for tp in wanted if tp in marks}

@@ -201,6 +201,16 @@ def test_a_restored_filter_keeps_dropping_and_replays_below_the_mark_pass() -> N
     assert [r.offset for r in again.admit(1, replay, handled=2)] == [0, 1, 4]
 
 
+def test_a_filter_of_a_kserve_topic_created_again_starts_empty() -> None:
+    stored = PartitionMark(2, "old-id", forwarded=((0, 5),))
+    filt = split()
+    filt.restore({(KSERVE, 0): stored}, [(KSERVE, 0)], {(KSERVE, 0): "new-id"})
+    # the broker came back without its data: source offsets count from 0 again too
+    assert [r.offset for r in filt.admit(0, [forwarded((0, 0), 0)], handled=0)] == [0]
+    filt.restore({(KSERVE, 0): stored}, [(KSERVE, 0)], {(KSERVE, 0): "old-id"})
+    assert filt.admit(0, [forwarded((0, 5), 2)], handled=2) == []
+
+
 def test_a_record_not_forwarded_by_a_replica_is_skipped() -> None:
     filt = split()
     stray = record(request(0), ce_headers(REQUEST_TYPE, "z"), topic=KSERVE)
