@@ -313,21 +313,26 @@ def test_halves_read_by_different_replicas_all_join_once(cfg: Config) -> None:
 
 
 def test_halves_forwarded_again_after_a_crash_are_counted_once(cfg: Config) -> None:
+    """Three replicas: A and B forward, C pairs. A and B die after C stored the pairs but
+    before their own persists: their successors forward both halves of every call again."""
     log, letters = Log(), Letters()
-    a, b = replica(cfg, log, A, letters), replica(cfg, log, B, letters)
+    a, b = replica(cfg, log, {(PREDICTIONS, 0)}, letters), \
+        replica(cfg, log, {(PREDICTIONS, 1)}, letters)
+    c = replica(cfg, log, {(KSERVE, 0), (KSERVE, 1)}, letters)
     send_pairs(log, range(200))
-    a.step()  # forwards the requests, dies before a persist stores its source offsets
-    del a
-    b.step(force_persist=True)  # forwards the responses; pairs what kserve 1 holds
+    a.step()
+    b.step()
+    c.step(force_persist=True)
+    assert counted_rows(cfg.state.url)[0] == 200
+    del a, b  # their source offsets were never stored
+    a, b = replica(cfg, log, {(PREDICTIONS, 0)}, letters), \
+        replica(cfg, log, {(PREDICTIONS, 1)}, letters)
+    a.step(force_persist=True)
     b.step(force_persist=True)
-    del b  # its filter of kserve 1 is stored with the partition's mark
-    a = replica(cfg, log, A, letters)  # forwards every request again: copies on both
-    b = replica(cfg, log, B, letters)
-    for _ in range(3):
-        a.step(force_persist=True)
-        b.step(force_persist=True)
-    assert a.split is not None and b.split is not None
-    assert a.split.copies > 0 and b.split.copies > 0  # B's filter was restored, A's rebuilt
-    rows, _ = counted_rows(cfg.state.url)
-    assert rows == 200
+    del c  # its filters are stored with its partitions' marks
+    c = replica(cfg, log, {(KSERVE, 0), (KSERVE, 1)}, letters)
+    c.step(force_persist=True)
+    assert counted_rows(cfg.state.url)[0] == 200
+    assert c.split is not None and c.split.copies == 400  # every half, once more
+    assert c.decoder.joiner.pending_ids() == {}  # no copy waits for a partner
     assert letters.written == []
