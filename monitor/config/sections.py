@@ -110,9 +110,10 @@ class KafkaConfig(Section):
     """Scale-out of KServe pairing (issue 15): a replica does not pair the KServe halves it
     reads from predictions_topic; it forwards each, unchanged, to kserve_topic keyed by its
     CloudEvents id, so both halves of a call meet on one partition of that topic, and the
-    replica assigned that partition pairs them. Needs the kserve or oip format; not with
-    partials (not built). Off: a replica pairs the halves it reads, so halves of one call on
-    partitions owned by different replicas never meet (dead letters, unpaired)."""
+    replica assigned that partition pairs them. Needs the kserve or oip format and a producer
+    that keeps order through retries (idempotence, the default); not with partials (not
+    built). Off: a replica pairs the halves it reads, so halves of one call on partitions
+    owned by different replicas never meet (dead letters, unpaired)."""
     kserve_topic: str | None = None
     """Internal topic of forwarded KServe halves; null: the group_id followed by -kserve.
     Created at start when missing (kserve_partitions), without log compaction."""
@@ -134,6 +135,12 @@ class KafkaConfig(Section):
             raise ValueError(
                 "expected kserve or oip among the formats with kserve_split (it forwards "
                 "KServe halves)")
+        if self.kserve_split and self.producer.get("enable_idempotence") is False \
+                and self.producer.get("max_in_flight_requests_per_connection", 5) != 1:
+            raise ValueError(
+                "expected producer.enable_idempotence true or "
+                "producer.max_in_flight_requests_per_connection 1 with kserve_split (the "
+                "forwards of one partition must keep their order through retries)")
         if self.kserve_split and self.partials:
             raise ValueError(
                 "expected kserve_split or partials, not both (not built: a model's owner "

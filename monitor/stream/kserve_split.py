@@ -18,11 +18,13 @@ Delivery, per the design's section 9:
   offsets past the forwarded records (a failed forward fails the step, which rewinds
   to the stored offsets and forwards again);
 - a crash (or rewind) between the forward and that persist forwards the records again.
-  Each forward carries its source partition and offset in headers, and the forwards
-  of one source partition reach each kserve partition in source order (one producer
-  per replica, with ``acks=all`` and idempotence, kafka-python's default, keeping the
-  order of retries). So per kserve partition, the highest source offset handled per
-  source partition tells a copy: a record at or below it is dropped. That map is kept
+  Each forward carries its source partition, offset and topic id (when the broker
+  sends ids) in headers, and the forwards of one source partition reach each kserve
+  partition in source order (one producer per replica, with ``acks=all`` and
+  idempotence, kafka-python's default, keeping the order of retries). So per kserve
+  partition, the highest source offset handled per source partition tells a copy: a
+  record at or below it is dropped, unless it comes from another incarnation of the
+  topic (deleted and created again: its offsets count from 0 again). That map is kept
   in the kserve partition's processed mark (``PartitionMark.forwarded``), written in
   the same transaction as its offsets, so a restart or the next owner keeps dropping.
 
@@ -48,6 +50,7 @@ from monitor.stream.partitions import PartitionMark, TopicPartitionKey
 __all__ = [
     "FORWARDED_OFFSET",
     "FORWARDED_PARTITION",
+    "FORWARDED_TOPIC_ID",
     "SPLIT_STREAMS",
     "ForwardError",
     "KServeSplit",
@@ -58,7 +61,8 @@ __all__ = [
 SPLIT_STREAMS = 1_000_000  # stream partition of kserve partition q: SPLIT_STREAMS + q
 FORWARDED_PARTITION = "driftloop_forwarded_partition"
 FORWARDED_OFFSET = "driftloop_forwarded_offset"
-_FORWARD_HEADERS = (FORWARDED_PARTITION, FORWARDED_OFFSET)
+FORWARDED_TOPIC_ID = "driftloop_forwarded_topic_id"
+_FORWARD_HEADERS = (FORWARDED_PARTITION, FORWARDED_OFFSET, FORWARDED_TOPIC_ID)
 _STRUCTURED = b"application/cloudevents+json"
 
 log = logging.getLogger("driftloop.service")
@@ -99,18 +103,22 @@ def cloudevent_id(record: Any, max_record_bytes: int) -> bytes | None:
     return str(event_id).encode("utf-8") if event_id else None
 
 
-def forwarded_from(record: Any) -> tuple[int, int] | None:
-    """(source partition, source offset) of a forwarded record, None without them."""
+def forwarded_from(record: Any) -> tuple[int, int, str] | None:
+    """(source partition, source offset, source topic id or "") of a forwarded record,
+    None without the partition and offset."""
     found: dict[str, int] = {}
+    topic_id = ""
     for key, raw in record.headers or ():
-        if key in _FORWARD_HEADERS:
+        if key == FORWARDED_TOPIC_ID:
+            topic_id = (raw or b"").decode("ascii", "replace")
+        elif key in _FORWARD_HEADERS:
             try:
                 found[key] = int(raw)
             except (TypeError, ValueError):
                 return None
     if len(found) != 2:
         return None
-    return found[FORWARDED_PARTITION], found[FORWARDED_OFFSET]
+    return found[FORWARDED_PARTITION], found[FORWARDED_OFFSET], topic_id
 
 
 class KServeSplit:
@@ -122,16 +130,19 @@ class KServeSplit:
         self.max_record_bytes = kafka.max_record_bytes
         self.producer = producer  # set once the Kafka clients are connected
         self._sent: list[Any] = []  # futures of forwards not flushed yet
-        # kserve partition -> source partition -> highest source offset handled
-        self.seen: dict[int, dict[int, int]] = {}
+        # kserve partition -> source partition -> (highest source offset handled, topic id)
+        self.seen: dict[int, dict[int, tuple[int, str]]] = {}
         # since start: halves forwarded, copies dropped, records not forwarded by a replica
         self.forwarded = self.copies = self.strays = 0
 
     # -- the predictions topic's side ----------------------------------------------------
-    def forward(self, records: Iterable[Any], handled: int) -> list[Any]:
+    def forward(self, records: Iterable[Any], handled: int,
+                topic_id: str | None = None) -> list[Any]:
         """Records of a predictions partition: the KServe halves at or past ``handled``
         go to the kserve topic; returns the others, to decode here. Halves below
-        ``handled`` (a replay) are neither: they were flushed before the mark moved."""
+        ``handled`` (a replay) are neither: they were flushed before the mark moved.
+        ``topic_id``: the broker's id of the predictions topic read (None: unknown)."""
+        incarnation = [(FORWARDED_TOPIC_ID, topic_id.encode("ascii"))] if topic_id else []
         local: list[Any] = []
         for record in records:
             ce_id = cloudevent_id(record, self.max_record_bytes)
@@ -140,7 +151,8 @@ class KServeSplit:
             elif record.offset >= handled:
                 headers = [(k, v) for k, v in record.headers or () if k not in _FORWARD_HEADERS]
                 headers += [(FORWARDED_PARTITION, str(record.partition).encode("ascii")),
-                            (FORWARDED_OFFSET, str(record.offset).encode("ascii"))]
+                            (FORWARDED_OFFSET, str(record.offset).encode("ascii")),
+                            *incarnation]
                 timestamp = record.timestamp if record.timestamp is not None \
                     and record.timestamp >= 0 else None
                 self._sent.append(self.producer.send(
@@ -168,8 +180,9 @@ class KServeSplit:
     def admit(self, partition: int, records: Iterable[Any], handled: int) -> list[Any]:
         """Records of a kserve partition to decode: those below ``handled`` (a replay,
         which rebuilds the joiner's parked halves) and every forward not seen before;
-        a copy is at or below the highest source offset seen of its source partition.
-        A record without the forward's headers was not written by a replica: skipped."""
+        a copy is at or below the highest source offset seen of its source partition, in
+        the same incarnation of the topic (an unknown id matches any). A record without
+        the forward's headers was not written by a replica: skipped."""
         seen = self.seen.setdefault(partition, {})
         admitted: list[Any] = []
         copies = self.copies
@@ -181,18 +194,21 @@ class KServeSplit:
                             "headers); skipped", record.topic, record.partition, record.offset,
                             FORWARDED_PARTITION, FORWARDED_OFFSET)
                 continue
+            partition_read, offset, topic_id = source
             if record.offset >= handled:
-                if source[1] <= seen.get(source[0], -1):
+                last = seen.get(partition_read)
+                if last is not None and offset <= last[0] \
+                        and (last[1] == topic_id or not last[1] or not topic_id):
                     self.copies += 1
                     continue
-                seen[source[0]] = source[1]
+                seen[partition_read] = (offset, topic_id)
             admitted.append(record)
         if self.copies > copies:
             log.info("%s[%d]: %d halves forwarded again dropped (their source offsets were "
                      "handled)", self.topic, partition, self.copies - copies)
         return admitted
 
-    def marks(self) -> dict[TopicPartitionKey, dict[int, int]]:
+    def marks(self) -> dict[TopicPartitionKey, dict[int, tuple[int, str]]]:
         """What each held kserve partition's processed mark stores."""
         return {(self.topic, p): dict(seen) for p, seen in self.seen.items()}
 
@@ -209,7 +225,8 @@ class KServeSplit:
             current = (current_ids or {}).get(tp)
             recreated = mark is not None and bool(mark.topic_id) and bool(current) \
                 and mark.topic_id != current
-            self.seen[tp[1]] = {} if mark is None or recreated else dict(mark.forwarded)
+            self.seen[tp[1]] = {} if mark is None or recreated else \
+                {p: (o, i) for p, o, i in mark.forwarded}
 
     def forget(self, partitions: Iterable[TopicPartitionKey] | None = None) -> None:
         """Kserve partitions no longer held (None: all, and the forwards not flushed)."""

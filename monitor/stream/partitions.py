@@ -57,14 +57,15 @@ class PartitionMark:
     written before snapshots were has it), and ``fresh``, the (model, version, first
     offset) of the partition's streams that have no stored checkpoint at all.
     ``forwarded`` (a partition of the kserve topic, issue 15): (source partition, the
-    highest source offset handled) of the forwarded halves below ``processed``."""
+    highest source offset handled, the source topic's id or "") of the forwarded halves
+    below ``processed``."""
 
     processed: int
     topic_id: str | None
     pending: tuple[str, ...] = ()
     replay_from: int | None = None
     fresh: tuple[tuple[str, str, int], ...] = ()
-    forwarded: tuple[tuple[int, int], ...] = ()
+    forwarded: tuple[tuple[int, int, str], ...] = ()
 
     @staticmethod
     def kind(partition: int) -> str:
@@ -92,7 +93,7 @@ class PartitionMark:
                    tuple(str(i) for i in data.get("pending") or ()),
                    None if replay_from is None else int(replay_from),
                    tuple((str(m), str(v), int(o)) for m, v, o in data.get("fresh") or ()),
-                   tuple((int(p), int(o)) for p, o in data.get("forwarded") or ()))
+                   tuple((int(p), int(o), str(i)) for p, o, i in data.get("forwarded") or ()))
 
 
 @dataclass
@@ -174,12 +175,13 @@ class Partitions:
 
     def marks(self, pending: Mapping[TopicPartitionKey, list[str]] | None = None,
               replays: Mapping[TopicPartitionKey, Replay] | None = None,
-              forwarded: Mapping[TopicPartitionKey, Mapping[int, int]] | None = None
+              forwarded: Mapping[TopicPartitionKey, Mapping[int, tuple[int, str]]] | None = None
               ) -> dict[TopicPartitionKey, PartitionMark]:
         """What to store: the id read at assignment, not the current one (metadata may
         already name a re-created topic while these offsets still count the old one);
         ``replays``: what a restart must read again per partition (none: nothing);
-        ``forwarded``: per kserve-topic partition, source partition -> highest offset."""
+        ``forwarded``: per kserve-topic partition, source partition -> (highest offset,
+        source topic id)."""
         pending, replays, forwarded = pending or {}, replays or {}, forwarded or {}
         marks = {}
         for tp, offset in self.processed.items():
@@ -188,7 +190,7 @@ class Partitions:
                 offset, self.topic_ids.get(tp), tuple(pending.get(tp, ())),
                 None if replay is None else min(offset, replay.start),
                 () if replay is None else tuple(sorted(replay.fresh)),
-                tuple(sorted(forwarded.get(tp, {}).items())))
+                tuple(sorted((p, o, i) for p, (o, i) in forwarded.get(tp, {}).items())))
         return marks
 
     def commit_positions(

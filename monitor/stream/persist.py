@@ -163,7 +163,7 @@ class Persister:
 
     def write(self, partitions: Partitions, positions: dict[TopicPartitionKey, int],
               force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None,
-              forwarded: Mapping[TopicPartitionKey, Mapping[int, int]] | None = None
+              forwarded: Mapping[TopicPartitionKey, Mapping[int, tuple[int, str]]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
         partition since this process took it. ``force``: every dirty stream is written,

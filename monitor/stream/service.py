@@ -193,8 +193,8 @@ class Service:
                     self._predictions(runs_of(self.reader.predictions(key, admitted, handled)),
                                       SPLIT_STREAMS + tp.partition, stats)
                 else:
-                    local = records if self.split is None else \
-                        self.split.forward(records, handled)
+                    local = records if self.split is None else self.split.forward(
+                        records, handled, self.partitions.topic_ids.get(key))
                     self._predictions(self.reader.prediction_runs(key, local, handled),
                                       key[1], stats)
                 self.partitions.advance(key, records[-1].offset + 1)

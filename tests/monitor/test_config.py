@@ -44,6 +44,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("kserve split without kserve", {"kafka": {"kserve_split": True}},
      "config kafka: got {'kserve_split': True}, expected kserve or oip among the formats "
      "with kserve_split (it forwards KServe halves)"),
+    ("kserve split without ordered retries",
+     {"kafka": {"kserve_split": True, "formats": ["kserve"],
+                "producer": {"enable_idempotence": False}}},
+     "config kafka: got {'kserve_split': True, 'formats': ['kserve'], 'producer': "
+     "{'enable_idempotenc..., expected producer.enable_idempotence true or "
+     "producer.max_in_flight_requests_per_connection 1 with kserve_split (the forwards of "
+     "one partition must keep their order through retries)"),
     ("kserve split with partials",
      {"kafka": {"kserve_split": True, "partials": True, "formats": ["kserve"]}},
      "config kafka: got {'kserve_split': True, 'partials': True, 'formats': ['kserve']}, "

@@ -34,6 +34,7 @@ from monitor.stream import ModelPipeline, Service
 from monitor.stream.kserve_split import (
     FORWARDED_OFFSET,
     FORWARDED_PARTITION,
+    FORWARDED_TOPIC_ID,
     SPLIT_STREAMS,
     ForwardError,
     KServeSplit,
@@ -75,10 +76,13 @@ def response(i: int) -> bytes:
     return json.dumps({"predictions": [i % 2]}).encode()
 
 
-def forwarded(source: tuple[int, int], offset: int, partition: int = 0) -> ConsumerRecord:
+def forwarded(source: tuple[int, int], offset: int, partition: int = 0,
+              topic_id: str | None = None) -> ConsumerRecord:
     headers = [*ce_headers(REQUEST_TYPE, f"c{source}"),
                (FORWARDED_PARTITION, str(source[0]).encode()),
                (FORWARDED_OFFSET, str(source[1]).encode())]
+    if topic_id is not None:
+        headers.append((FORWARDED_TOPIC_ID, topic_id.encode()))
     return record(request(0), headers, topic=KSERVE, partition=partition, offset=offset)
 
 
@@ -151,12 +155,13 @@ def test_forward_sends_halves_keyed_by_id_with_their_source_and_keeps_native_rec
     half = record(request(0), ce_headers(REQUEST_TYPE, "a1"), partition=3, offset=1)
     replayed = record(request(1), ce_headers(REQUEST_TYPE, "a0"), partition=3, offset=0)
     assert forward.forward([replayed], handled=1) == []  # flushed before the mark moved
-    assert forward.forward([native, half], handled=1) == [native]
+    assert forward.forward([native, half], handled=1, topic_id="t1") == [native]
     assert forward.flush() == 1
     [(where, [sent])] = log.topics.items()
     assert where[0] == KSERVE and sent.key == b"a1" and sent.value == half.value
-    assert sent.headers[-2:] == [(FORWARDED_PARTITION, b"3"), (FORWARDED_OFFSET, b"1")]
-    assert sent.headers[:-2] == half.headers
+    assert sent.headers[-3:] == [(FORWARDED_PARTITION, b"3"), (FORWARDED_OFFSET, b"1"),
+                                 (FORWARDED_TOPIC_ID, b"t1")]
+    assert sent.headers[:-3] == half.headers
 
 
 def test_a_forward_not_acknowledged_fails_the_flush() -> None:
@@ -184,13 +189,23 @@ def test_the_filter_keeps_each_source_partitions_order_apart() -> None:
     # a copy; source 0 moved on meanwhile
     tail = [forwarded((1, 3), 4), forwarded((0, 12), 5), forwarded((1, 4), 6)]
     assert [r.offset for r in filt.admit(0, tail, handled=4)] == [5, 6]
-    assert filt.marks() == {(KSERVE, 0): {0: 12, 1: 4}}
+    assert filt.marks() == {(KSERVE, 0): {0: (12, ""), 1: (4, "")}}
+
+
+def test_a_source_topic_created_again_is_not_taken_for_copies() -> None:
+    filt = split()
+    assert len(filt.admit(0, [forwarded((0, 7), 0, topic_id="old")], handled=0)) == 1
+    # deleted and created again: its offsets count from 0 under a new id
+    again = [forwarded((0, 0), 1, topic_id="new"), forwarded((0, 1), 2, topic_id="new"),
+             forwarded((0, 1), 3, topic_id="new")]
+    assert [r.offset for r in filt.admit(0, again, handled=1)] == [1, 2]
 
 
 def test_a_restored_filter_keeps_dropping_and_replays_below_the_mark_pass() -> None:
     filt = split()
     filt.admit(1, [forwarded((0, 5), 0, 1), forwarded((2, 9), 1, 1)], handled=0)
-    stored = PartitionMark(2, None, forwarded=tuple(sorted(filt.marks()[(KSERVE, 1)].items())))
+    stored = PartitionMark(2, None, forwarded=tuple(
+        sorted((p, o, i) for p, (o, i) in filt.marks()[(KSERVE, 1)].items())))
     mark = PartitionMark.from_dict(stored.to_dict())
     assert mark == stored
     again = split()
@@ -202,7 +217,7 @@ def test_a_restored_filter_keeps_dropping_and_replays_below_the_mark_pass() -> N
 
 
 def test_a_filter_of_a_kserve_topic_created_again_starts_empty() -> None:
-    stored = PartitionMark(2, "old-id", forwarded=((0, 5),))
+    stored = PartitionMark(2, "old-id", forwarded=((0, 5, ""),))
     filt = split()
     filt.restore({(KSERVE, 0): stored}, [(KSERVE, 0)], {(KSERVE, 0): "new-id"})
     # the broker came back without its data: source offsets count from 0 again too
