@@ -350,4 +350,10 @@ def test_halves_forwarded_again_after_a_crash_are_counted_once(cfg: Config) -> N
     assert counted_rows(cfg.state.url)[0] == 200
     assert c.split is not None and c.split.copies == 400  # every half, once more
     assert c.decoder.joiner.pending_ids() == {}  # no copy waits for a partner
+    # the restored streams of the kserve partitions go on from their checkpoints
+    send_pairs(log, range(200, 300))
+    for service in (a, b, c, c):
+        service.step(force_persist=True)
+    rows, partitions = counted_rows(cfg.state.url)
+    assert rows == 300 and partitions <= {SPLIT_STREAMS, SPLIT_STREAMS + 1}
     assert letters.written == []
