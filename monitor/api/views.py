@@ -203,7 +203,9 @@ class WindowResult(_Documented):
     driftloop/baseline/v2). Shown beside the realized performance once labels join."""
     partition: int | None = None
     """Streams: the Kafka partition the window's events came from; null for a window merged
-    from every partition's partial summaries (kafka.partials, event-time windows)."""
+    from every partition's partial summaries (kafka.partials, event-time windows);
+    1000000 + q for KServe pairs joined on partition q of the kserve topic
+    (kafka.kserve_split)."""
     baseline: str | None = None
     """Streams: the key of the baseline the window was binned with (runs:/<id> for
     baselines that follow an MLflow alias)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from monitor.config.base import Section
 from monitor.config.model import ModelConfig
@@ -106,9 +106,46 @@ class KafkaConfig(Section):
     """How often at most a replica reports a partition's watermark to a model's owner when it
     moved (at once when it passes a window boundary); every 5 s when it did not."""
 
+    kserve_split: bool = False
+    """Scale-out of KServe pairing (issue 15): a replica does not pair the KServe halves it
+    reads from predictions_topic; it forwards each, unchanged, to kserve_topic keyed by its
+    CloudEvents id, so both halves of a call meet on one partition of that topic, and the
+    replica assigned that partition pairs them. Needs the kserve or oip format and a producer
+    that keeps order through retries (idempotence, the default); not with partials (not
+    built). Off: a replica pairs the halves it reads, so halves of one call on partitions
+    owned by different replicas never meet (dead letters, unpaired)."""
+    kserve_topic: str | None = None
+    """Internal topic of forwarded KServe halves; null: the group_id followed by -kserve.
+    Created at start when missing (kserve_partitions), without log compaction."""
+    kserve_partitions: PositiveInt = 6
+    """Partitions of kserve_topic when the service creates it: the number of replicas that
+    can pair KServe halves at once."""
+
     @property
     def partials_topic_name(self) -> str:
         return self.partials_topic or f"{self.group_id}-partials"
+
+    @property
+    def kserve_topic_name(self) -> str:
+        return self.kserve_topic or f"{self.group_id}-kserve"
+
+    @model_validator(mode="after")
+    def _split_needs_cloudevents(self) -> KafkaConfig:
+        if self.kserve_split and not {"kserve", "oip"} & set(self.formats):
+            raise ValueError(
+                "expected kserve or oip among the formats with kserve_split (it forwards "
+                "KServe halves)")
+        if self.kserve_split and self.producer.get("enable_idempotence") is False \
+                and self.producer.get("max_in_flight_requests_per_connection", 5) != 1:
+            raise ValueError(
+                "expected producer.enable_idempotence true or "
+                "producer.max_in_flight_requests_per_connection 1 with kserve_split (the "
+                "forwards of one partition must keep their order through retries)")
+        if self.kserve_split and self.partials:
+            raise ValueError(
+                "expected kserve_split or partials, not both (not built: a model's owner "
+                "does not count the kserve topic's partitions as sources of its windows)")
+        return self
 
 
 class StateConfig(Section):

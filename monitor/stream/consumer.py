@@ -111,6 +111,11 @@ class ConsumerLoop:
                 ensure_topics(kafka.bootstrap_servers, [kafka.partials_topic_name],
                               partitions=kafka.partials_partitions)
                 self.service.scaleout.connected(self.consumer, self.producer)
+            if self.service.split is not None:
+                # keyed by CloudEvents id: compaction would keep one half of each call
+                ensure_topics(kafka.bootstrap_servers, [kafka.kserve_topic_name],
+                              partitions=kafka.kserve_partitions)
+                self.service.split.producer = self.producer
         except KafkaError as exc:
             self.broker_ok = False
             self.last_error = (f"no broker answers at {', '.join(kafka.bootstrap_servers)} "
@@ -255,6 +260,8 @@ class ConsumerLoop:
         if self.service.scaleout is not None:
             # one group, one assignment: Kafka picks each model's owner with the rest
             topics.append(self.service.scaleout.topic)
+        if self.service.split is not None:  # the forwarded KServe halves, paired where read
+            topics.append(self.service.split.topic)
         self.consumer.subscribe(topics, listener=_Rebalance(self.rebalances))
 
     def _recreate_consumer(self) -> None:

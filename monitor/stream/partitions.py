@@ -55,13 +55,17 @@ class PartitionMark:
     re-reads to rebuild the streams whose state was not written since it changed:
     ``replay_from``, the lowest offset to read again (None: ``processed``, as a mark
     written before snapshots were has it), and ``fresh``, the (model, version, first
-    offset) of the partition's streams that have no stored checkpoint at all."""
+    offset) of the partition's streams that have no stored checkpoint at all.
+    ``forwarded`` (a partition of the kserve topic, issue 15): (source partition, the
+    highest source offset handled, the source topic's id or "") of the forwarded halves
+    below ``processed``."""
 
     processed: int
     topic_id: str | None
     pending: tuple[str, ...] = ()
     replay_from: int | None = None
     fresh: tuple[tuple[str, str, int], ...] = ()
+    forwarded: tuple[tuple[int, int, str], ...] = ()
 
     @staticmethod
     def kind(partition: int) -> str:
@@ -79,7 +83,8 @@ class PartitionMark:
     def to_dict(self) -> dict[str, Any]:
         return {"processed": self.processed, "topic_id": self.topic_id,
                 "pending": list(self.pending), "replay_from": self.replay_from,
-                "fresh": [list(f) for f in self.fresh]}
+                "fresh": [list(f) for f in self.fresh],
+                **({"forwarded": [list(f) for f in self.forwarded]} if self.forwarded else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PartitionMark:
@@ -87,7 +92,8 @@ class PartitionMark:
         return cls(int(data["processed"]), data.get("topic_id"),
                    tuple(str(i) for i in data.get("pending") or ()),
                    None if replay_from is None else int(replay_from),
-                   tuple((str(m), str(v), int(o)) for m, v, o in data.get("fresh") or ()))
+                   tuple((str(m), str(v), int(o)) for m, v, o in data.get("fresh") or ()),
+                   tuple((int(p), int(o), str(i)) for p, o, i in data.get("forwarded") or ()))
 
 
 @dataclass
@@ -168,19 +174,23 @@ class Partitions:
         self.dirty = False
 
     def marks(self, pending: Mapping[TopicPartitionKey, list[str]] | None = None,
-              replays: Mapping[TopicPartitionKey, Replay] | None = None
+              replays: Mapping[TopicPartitionKey, Replay] | None = None,
+              forwarded: Mapping[TopicPartitionKey, Mapping[int, tuple[int, str]]] | None = None
               ) -> dict[TopicPartitionKey, PartitionMark]:
         """What to store: the id read at assignment, not the current one (metadata may
         already name a re-created topic while these offsets still count the old one);
-        ``replays``: what a restart must read again per partition (none: nothing)."""
-        pending, replays = pending or {}, replays or {}
+        ``replays``: what a restart must read again per partition (none: nothing);
+        ``forwarded``: per kserve-topic partition, source partition -> (highest offset,
+        source topic id)."""
+        pending, replays, forwarded = pending or {}, replays or {}, forwarded or {}
         marks = {}
         for tp, offset in self.processed.items():
             replay = replays.get(tp)
             marks[tp] = PartitionMark(
                 offset, self.topic_ids.get(tp), tuple(pending.get(tp, ())),
                 None if replay is None else min(offset, replay.start),
-                () if replay is None else tuple(sorted(replay.fresh)))
+                () if replay is None else tuple(sorted(replay.fresh)),
+                tuple(sorted((p, o, i) for p, (o, i) in forwarded.get(tp, {}).items())))
         return marks
 
     def commit_positions(

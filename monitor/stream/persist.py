@@ -41,6 +41,7 @@ from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
+from monitor.stream.kserve_split import stream_partitions, stream_source
 from monitor.stream.label_join import JoinBuffer, JoinedPairs
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partitions import (
@@ -108,6 +109,8 @@ class Persister:
         self.group = group
         self.clock = clock
         self.topic = topic  # the predictions topic: its partitions are the streams'
+        # issue 15: the kserve topic, whose partition q is stream partition SPLIT_STREAMS + q
+        self.split_topic: str | None = None
         # how often a dirty stream's state is written (0: at every persist); in between a
         # restart rebuilds it from the records since its snapshot
         self.snapshot_interval = snapshot_interval
@@ -159,7 +162,8 @@ class Persister:
         return True
 
     def write(self, partitions: Partitions, positions: dict[TopicPartitionKey, int],
-              force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None
+              force: bool, pending: Mapping[TopicPartitionKey, list[str]] | None = None,
+              forwarded: Mapping[TopicPartitionKey, Mapping[int, tuple[int, str]]] | None = None
               ) -> Persisted:
         """Raises StaleOwnership (nothing written) when another member took over an owned
         partition since this process took it. ``force``: every dirty stream is written,
@@ -169,7 +173,7 @@ class Persister:
         joined: dict[str, int] = {}
         now = self.clock()
         written = self._snapshots(force, now)  # streams whose checkpoint this persist writes
-        marks = partitions.marks(pending, self._replays(written))
+        marks = partitions.marks(pending, self._replays(written), forwarded)
         moved = {tp: mark for tp, mark in marks.items() if self.stored_marks.get(tp) != mark}
         rows = size = 0
         with self.store.transaction() as tx:
@@ -194,7 +198,7 @@ class Persister:
             # stream of the mark, unless written below)
             for model, version, partition in self.retired:
                 tx.delete_checkpoint(model, version, f"p{partition}")
-            covers = {stream: partitions.processed.get((self.topic, stream.partition))
+            covers = {stream: partitions.processed.get(self._source(stream.partition))
                       for stream in written}
             for stream in written:
                 size += tx.save_checkpoint(stream.model, stream.version, f"p{stream.partition}",
@@ -257,11 +261,14 @@ class Persister:
                     continue
                 start = stream.covers if stream.covers is not None else stream.first_offset
                 assert start is not None  # else _snapshots writes it
-                replay = replays.setdefault((self.topic, partition), Replay(start, []))
+                replay = replays.setdefault(self._source(partition), Replay(start, []))
                 replay.start = min(replay.start, start)
                 if stream.covers is None:
                     replay.fresh.append((pipeline.name, version, start))
         return replays
+
+    def _source(self, stream_partition: int) -> TopicPartitionKey:
+        return stream_source(stream_partition, self.topic, self.split_topic)
 
     def expire(self, metrics: Metrics) -> None:
         """Drop unjoined label-join rows past their TTL, each model on its own event-time
@@ -316,10 +323,12 @@ class Persister:
         at their first record, and no stream starts past its partition's mark (a checkpoint
         written before snapshots covers exactly the mark; a re-created topic counts its
         offsets from 0 again)."""
-        for (topic, partition), offset in handled.items():
-            mark = marks.get((topic, partition))
-            if topic != self.topic or mark is None:
+        for tp, offset in handled.items():
+            mark = marks.get(tp)
+            found = stream_partitions([tp], self.topic, self.split_topic)
+            if mark is None or not found:
                 continue
+            partition = found.pop()
             for model, version, first in mark.fresh:
                 pipeline = self.pipelines.get(model)
                 if pipeline is not None and (version, partition) not in pipeline.streams:

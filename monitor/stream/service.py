@@ -4,7 +4,9 @@
 
 1. poll a batch of records from the predictions and labels topics;
 2. decode and validate (:mod:`monitor.stream.records`); bad records go to the
-   dead-letter topic;
+   dead-letter topic; with ``kafka.kserve_split`` the KServe halves of the predictions
+   topic are forwarded by CloudEvents id instead, and paired where they are read back
+   from the kserve topic (:mod:`monitor.stream.kserve_split`);
 3. update the windows of each (model, version, partition);
 4. evaluate the windows that closed (also those an idle or retired stream closes);
 5. persist in one transaction (:mod:`monitor.stream.persist`): window results,
@@ -56,6 +58,7 @@ from monitor.store import StaleOwnership, Store
 from monitor.stream.alignment import LabelAlignment
 from monitor.stream.arms import ArmAccumulator
 from monitor.stream.export import Reactor, export
+from monitor.stream.kserve_split import SPLIT_STREAMS, KServeSplit, stream_partitions
 from monitor.stream.partitions import Partitions, TopicPartitionKey, topic_id
 from monitor.stream.persist import Persisted, Persister
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
@@ -137,6 +140,10 @@ class Service:
             if config.kafka.partials else None
         if self.scaleout is not None:
             self.persister.owner = self.scaleout.owner
+        # issue 15: KServe halves forwarded by CloudEvents id and paired where they meet
+        self.split = KServeSplit(config.kafka) if config.kafka.kserve_split else None
+        if self.split is not None:
+            self.persister.split_topic = self.split.topic
 
     def swap_baseline(self, model: str, key: str, baseline: Any) -> None:
         """Between batches (a window boundary for every stream): new windows of ``model``
@@ -180,15 +187,16 @@ class Service:
                         stats.labels += len(batch)
                 elif self.scaleout is not None and tp.topic == self.scaleout.topic:
                     self.scaleout.on_records(records, handled)
+                elif self.split is not None and tp.topic == self.split.topic:
+                    # forwarded halves, paired here: no native batch, streams of their own
+                    admitted = self.split.admit(tp.partition, records, handled)
+                    self._predictions(runs_of(self.reader.predictions(key, admitted, handled)),
+                                      SPLIT_STREAMS + tp.partition, stats)
                 else:
-                    runs = self.reader.prediction_runs(key, records, handled)
-                    for (model, version), replayed in runs_of(self.decoder.take_replayed()):
-                        self.pipelines[model].replay(version, key[1], replayed,
-                                                     int(self.clock() * 1000))
-                    for (model, version), run in runs:
-                        self._on_predictions(model, version, key[1], run)
-                        self.persister.counts[(model, version, "prediction")] += len(run)
-                        stats.predictions += len(run)
+                    local = records if self.split is None else self.split.forward(
+                        records, handled, self.partitions.topic_ids.get(key))
+                    self._predictions(self.reader.prediction_runs(key, local, handled),
+                                      key[1], stats)
                 self.partitions.advance(key, records[-1].offset + 1)
             for evicted in self.decoder.joiner.take_evicted():
                 self.reader.invalid[evicted.reason] += 1
@@ -236,6 +244,16 @@ class Service:
             batches = self.alignment.align(batches, self.consumer)
         self.metrics.set_labels_paused(self.alignment.paused)
         return batches
+
+    def _predictions(self, runs: Iterable[tuple[tuple[str, str], RunEvents]], partition: int,
+                     stats: StepStats) -> None:
+        """The runs decoded from one partition into the streams of ``partition``."""
+        for (model, version), replayed in runs_of(self.decoder.take_replayed()):
+            self.pipelines[model].replay(version, partition, replayed, int(self.clock() * 1000))
+        for (model, version), run in runs:
+            self._on_predictions(model, version, partition, run)
+            self.persister.counts[(model, version, "prediction")] += len(run)
+            stats.predictions += len(run)
 
     def _on_predictions(self, model: str, version: str, partition: int,
                         run: RunEvents) -> None:
@@ -327,6 +345,8 @@ class Service:
                 self.metrics.count_dead_letters(self.dead_letters.flush())
             if self.scaleout is not None:  # publish, then commit the offsets past the events
                 self.scaleout.publisher.flush()
+            if self.split is not None:  # forward, then commit the offsets past the halves
+                self.split.flush()
             try:
                 persisted = self._write(force)
             except StaleOwnership as exc:
@@ -341,7 +361,8 @@ class Service:
 
     def _write(self, force: bool) -> Persisted:
         return self.persister.write(self.partitions, self.commit_positions(), force,
-                                    self.decoder.joiner.pending_ids())
+                                    self.decoder.joiner.pending_ids(),
+                                    None if self.split is None else self.split.marks())
 
     # -- start-up, rebalances, recovery (the consumer thread) ----------------------------------
     def restore(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
@@ -353,14 +374,16 @@ class Service:
             if not wanted:
                 return {}
             epochs = self.store.take_partitions(self.group, wanted, self.member)
-            predictions = {p for t, p in wanted if t == self.config.kafka.predictions_topic}
-            marks = self.persister.load(predictions, first_restore=not self.partitions.owned)
+            marks = self.persister.load(self._stream_partitions(wanted),
+                                        first_restore=not self.partitions.owned)
             if self.scaleout is not None:
                 owned = self.scaleout.take(wanted, int(self.clock() * 1000))
                 self.scaleout.restore(self.persister.owner_states, owned)
             self.decoder.joiner.expect({tp: marks[tp].pending for tp in wanted if tp in marks})
             current = {tp: topic_id(self.consumer, tp[0]) if self.consumer else None
                        for tp in wanted}
+            if self.split is not None:
+                self.split.restore(marks, wanted, current)
             seeks = self.partitions.adopt(wanted, self.store.offsets(self.group), marks,
                                           current, epochs)
             handled = {tp: self.partitions.handled(tp) for tp in wanted if tp in marks}
@@ -403,7 +426,7 @@ class Service:
 
     def _forget(self, partitions: Iterable[TopicPartitionKey]) -> None:
         gone = set(partitions)
-        predictions = {p for t, p in gone if t == self.config.kafka.predictions_topic}
+        predictions = self._stream_partitions(gone)
         for pipeline in self.pipelines.values():
             pipeline.drop_streams(predictions)
         if self.report_rows is not None:
@@ -415,6 +438,12 @@ class Service:
         self.metrics.forget_partitions(gone)
         if self.scaleout is not None:
             self.scaleout.forget(gone)
+        if self.split is not None:
+            self.split.forget(gone)
+
+    def _stream_partitions(self, partitions: Iterable[TopicPartitionKey]) -> set[int]:
+        return stream_partitions(partitions, self.config.kafka.predictions_topic,
+                                 None if self.split is None else self.split.topic)
 
     def rewind(self, assigned: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """Forget everything not persisted and reload from the store, as a restart would.
@@ -437,6 +466,8 @@ class Service:
                 self.report_rows.clear()
             if self.scaleout is not None:
                 self.scaleout.clear()
+            if self.split is not None:
+                self.split.forget(None)
             return self.restore(assigned)
 
 

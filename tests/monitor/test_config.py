@@ -41,6 +41,21 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("negative duration", model(window={"duration": "-5m"}),
      "config models.carloan.window.duration: got '-5m', expected a duration like 90s, 30m, "
      "1h, 30d or a number of seconds"),
+    ("kserve split without kserve", {"kafka": {"kserve_split": True}},
+     "config kafka: got {'kserve_split': True}, expected kserve or oip among the formats "
+     "with kserve_split (it forwards KServe halves)"),
+    ("kserve split without ordered retries",
+     {"kafka": {"kserve_split": True, "formats": ["kserve"],
+                "producer": {"enable_idempotence": False}}},
+     "config kafka: got {'kserve_split': True, 'formats': ['kserve'], 'producer': "
+     "{'enable_idempotenc..., expected producer.enable_idempotence true or "
+     "producer.max_in_flight_requests_per_connection 1 with kserve_split (the forwards of "
+     "one partition must keep their order through retries)"),
+    ("kserve split with partials",
+     {"kafka": {"kserve_split": True, "partials": True, "formats": ["kserve"]}},
+     "config kafka: got {'kserve_split': True, 'partials': True, 'formats': ['kserve']}, "
+     "expected kserve_split or partials, not both (not built: a model's owner does not "
+     "count the kserve topic's partitions as sources of its windows)"),
     ("negative label alignment", {"kafka": {"label_alignment_seconds": -1}},
      "config kafka.label_alignment_seconds: got -1, expected a non-negative duration"),
     ("boolean duration", model(window={"duration": True}),
@@ -67,7 +82,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
      "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
      "max_rows_per_record, label_alignment_seconds, max_persist_attempts, partials, "
-     "partials_topic, partials_partitions, partials_heartbeat_seconds"),
+     "partials_topic, partials_partitions, partials_heartbeat_seconds, kserve_split, "
+     "kserve_topic, kserve_partitions"),
     ("unknown model key", model(windw={}),
      "config models.carloan.windw: got an unknown key (a typo?), expected one of baseline, "
      "window, drift, quality, performance, retrain, canary, max_versions"),
@@ -168,7 +184,8 @@ def test_each_problem_gets_its_own_line() -> None:
         "producer, max_record_bytes, poll_max_records, commit_interval_seconds, "
         "snapshot_interval_seconds, endpoint_versions, max_future_skew, min_event_time, "
         "max_rows_per_record, label_alignment_seconds, max_persist_attempts, partials, "
-        "partials_topic, partials_partitions, partials_heartbeat_seconds",
+        "partials_topic, partials_partitions, partials_heartbeat_seconds, kserve_split, "
+        "kserve_topic, kserve_partitions",
         "config server.port: got -1, expected a port number from 0 to 65535",
     ]
 

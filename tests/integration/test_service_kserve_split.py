@@ -1,0 +1,187 @@
+"""KServe halves on partitions that different replicas own (issue 15, ``kafka.kserve_split``).
+
+Two ``driftloop serve`` replicas in one consumer group on a 6-partition predictions
+topic. The request of call i goes to partition i % 6 and its response to (i + 3) % 6,
+which the other replica owns: without the split the halves never meet (each replica
+parks its half until it is evicted as ``unpaired``). With it, every pair joins and
+counts once: the windows' rows (stored results plus the open windows' checkpoints) add
+up to the number of calls, no record is a dead letter, also when one replica is killed
+with ``kill -9`` mid-stream and started again (it forwards the halves after its last
+persist again, and the replica pairing them drops the copies).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import create_engine, select
+
+from monitor.cli.examples import FEATURES
+from monitor.ingest.codecs.kserve import REQUEST_TYPE, RESPONSE_TYPE
+from monitor.store import Store, schema
+from monitor.stream.kserve_split import SPLIT_STREAMS
+from monitor.stream.partitions import ALL_MODELS
+from tests.support.service import (
+    RunningService,
+    StreamData,
+    Topics,
+    new_topics,
+    poll,
+    start_service,
+    write_config,
+)
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 6
+PAIRS = 1200
+WINDOW = 100  # rows of a count window; each kserve partition gets about PAIRS / 6
+
+
+def ce_headers(kind: str, ce_id: str, time_ms: int) -> list[tuple[str, bytes]]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms / 1000))
+    return [("ce_specversion", b"1.0"), ("ce_id", ce_id.encode()), ("ce_type", kind.encode()),
+            ("ce_source", b"kserve"), ("ce_inferenceservicename", b"carloan"),
+            ("ce_endpoint", b"default"), ("ce_time", f"{stamp}.{time_ms % 1000:03d}Z".encode())]
+
+
+def plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return None if value != value else value  # NaN -> null
+
+
+def send_pairs(producer: KafkaProducer, topic: str, data: StreamData, ids: range,
+               pause_every: int = 0) -> None:
+    """Call i: its request on partition i % 6, its response on (i + 3) % 6; with
+    ``pause_every``, a pause of 50 ms after every that many calls (a stream that flows
+    for a while)."""
+    now_ms = int(time.time() * 1000)
+    for i in ids:
+        if pause_every and i % pause_every == 0:
+            producer.flush()
+            time.sleep(0.05)
+        row = data.current.iloc[i]
+        request = {"instances": [[plain(row[f]) for f in FEATURES]]}
+        response = {"predictions": [[1 - float(row["score"]), float(row["score"])]]}
+        producer.send(topic, value=orjson.dumps(request), partition=i % PARTITIONS,
+                      headers=ce_headers(REQUEST_TYPE, f"call-{i}", now_ms + i))
+        producer.send(topic, value=orjson.dumps(response), partition=(i + 3) % PARTITIONS,
+                      headers=ce_headers(RESPONSE_TYPE, f"call-{i}", now_ms + i))
+    producer.flush()
+
+
+def owners(state_url: str, group: str, topic: str) -> dict[int, str]:
+    """partition -> the member that last took it, from the fencing table."""
+    engine = create_engine(state_url)
+    try:
+        with engine.connect() as conn:
+            t = schema.partition_owners
+            rows = conn.execute(select(t.c.partition, t.c.owner).where(
+                t.c.group_id == group, t.c.topic == topic)).all()
+    finally:
+        engine.dispose()
+    return {int(row.partition): row.owner for row in rows}
+
+
+def halves_apart(state_url: str, group: str, topic: str) -> bool:
+    """Every partition held, and the two halves of each call on different replicas."""
+    held = owners(state_url, group, topic)
+    return len(held) == PARTITIONS and all(
+        held[p] != held[(p + 3) % PARTITIONS] for p in range(PARTITIONS))
+
+
+def counted(state_url: str) -> tuple[int, list[dict[str, Any]]]:
+    """The rows of every stored window and open window, and the stored windows."""
+    with Store(state_url) as store:
+        closed = list(store.windows("carloan", limit=10_000))
+        open_rows = sum(w["n_rows"] for c in store.load_checkpoints()
+                        if isinstance(c.state, dict) for w in c.state.get("open", []))
+    return sum(int(w["rows"]) for w in closed) + open_rows, closed
+
+
+def waiting(state_url: str) -> int:
+    """KServe halves waiting for their partner at the last persist (the marks' pending)."""
+    with Store(state_url) as store:
+        return sum(len(c.state.get("pending") or ()) for c in store.load_checkpoints()
+                   if c.model == ALL_MODELS and isinstance(c.state, dict))
+
+
+def stored(state_url: str, group: str, topic: str) -> int:
+    with Store(state_url) as store:
+        return sum(o for (t, _), o in store.offsets(group).items() if t == topic)
+
+
+def dead_letters(bootstrap: str, topics: Topics) -> list[Any]:
+    consumer = KafkaConsumer(topics.dead_letters, bootstrap_servers=[bootstrap],
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def test_kserve_halves_on_different_replicas_all_join_once_across_a_kill_9(
+        tansu: str, stream_data: StreamData, postgres_url: str, tmp_path: Path) -> None:
+    topics = new_topics(tansu, "ksplit", partitions=PARTITIONS)
+
+    def replica_config(name: str) -> Path:
+        return write_config(tmp_path / name / "driftloop.yaml", bootstrap=tansu, topics=topics,
+                            state_url=postgres_url, baseline=str(stream_data.baseline),
+                            model={"window": {"rows": WINDOW}},
+                            kafka={"formats": ["kserve"], "kserve_split": True,
+                                   "kserve_partitions": PARTITIONS})
+
+    config_a, config_b = replica_config("a"), replica_config("b")
+    producer = KafkaProducer(bootstrap_servers=[tansu], acks="all", linger_ms=5)
+    services: list[RunningService] = []
+    third = PAIRS // 3
+    try:
+        a = start_service(config_a, "replica-a")
+        b = start_service(config_b, "replica-b")
+        services += [a, b]
+        # the test is about halves read by different replicas: wait until they are
+        poll(lambda: halves_apart(postgres_url, topics.group, topics.predictions), 90,
+             "both replicas holding predictions partitions, halves apart", b.proc)
+        send_pairs(producer, topics.predictions, stream_data, range(third))
+        poll(lambda: counted(postgres_url)[0] == third, 90, "the first pairs joined", a.proc)
+        # more calls, and one replica killed while they flow: what it forwarded since its
+        # last persist is forwarded again by its successor
+        before = stored(postgres_url, topics.group, topics.predictions)
+        flow = threading.Thread(target=send_pairs, args=(
+            producer, topics.predictions, stream_data, range(third, 2 * third), 10))
+        flow.start()
+        try:
+            poll(lambda: stored(postgres_url, topics.group, topics.predictions) > before, 90,
+                 "progress on the second third", b.proc, interval=0.02)
+            # a persist just stored offsets: halfway to the next one (commit_interval_seconds
+            # 0.5), B has forwarded halves whose offsets it has not stored
+            time.sleep(0.25)
+            b.kill()
+        finally:
+            flow.join()
+        b = start_service(config_b, "replica-b2")
+        services.append(b)
+        send_pairs(producer, topics.predictions, stream_data, range(2 * third, PAIRS))
+        poll(lambda: stored(postgres_url, topics.group, topics.predictions) == 2 * PAIRS, 120,
+             "every half forwarded and its offset stored", a.proc)
+        poll(lambda: counted(postgres_url)[0] >= PAIRS, 120, "every pair joined", a.proc)
+        for service in (a, b):
+            assert service.stop() == 0  # persists what it holds
+    finally:
+        producer.close()
+        for service in services:
+            if service.proc.alive():
+                service.stop()
+
+    rows, windows = counted(postgres_url)
+    assert rows == PAIRS  # each pair once: none lost, no copy counted
+    assert waiting(postgres_url) == 0  # no copy parked, waiting for a partner
+    assert windows and all(w["partition"] >= SPLIT_STREAMS for w in windows)
+    assert dead_letters(tansu, topics) == []
