@@ -10,6 +10,8 @@ job                    every                           does
 ``retrain``            ``jobs.retrain_interval``       retries due launches, polls running runs
 ``retrain-run-prune``  ``jobs.run_pruning_interval``   deletes finished runs past
                                                        ``retrain.keep_runs`` per model
+``malloc-trim``        10 s                            gives glibc's free heap memory back
+                                                       (``monitor.runtime.malloc``)
 ``registry-poll``      ``mlflow.poll_interval``        follows the MLflow aliases of baselines
 ``canary``             ``jobs.canary_interval``        applies pending canary moves and hooks,
                                                        finds new challengers (the registry
@@ -40,6 +42,7 @@ from kafka.errors import IllegalStateError
 from monitor.ingest import Consumer, broker_reachable
 from monitor.metrics import Metrics
 from monitor.react import FINISHED_RUN_STATUSES, RetrainReactor
+from monitor.runtime.malloc import TRIM_SECONDS, trimmer
 from monitor.stream.poison import transient
 
 if TYPE_CHECKING:  # only for annotations: build imports this module's caller
@@ -189,6 +192,9 @@ def schedule_service_jobs(jobs: Jobs, runtime: Runtime) -> None:
         # evidence queued by the consumer thread is decided at once, on the job's thread
         runtime.reactor.wake = lambda: jobs.run_soon("retrain")
     jobs.add("retrain-run-prune", every.run_pruning_interval, lambda: prune_runs(runtime))
+    trim = trimmer()
+    if trim is not None:  # see monitor.runtime.malloc
+        jobs.add("malloc-trim", TRIM_SECONDS, trim)
     if runtime.watch is not None:
         jobs.add("registry-poll", config.mlflow.poll_interval, runtime.watch.check)
     if runtime.canary is not None:

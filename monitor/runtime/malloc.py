@@ -19,6 +19,15 @@ measured 19.4 against 16.3 µs of CPU per event (count windows, 300k events, med
 3), a cost the soak showed no need for once SQLite's statement cache was bounded
 (``monitor.store.join``). ``MALLOC_MMAP_THRESHOLD_`` sets it for those who want it.
 
+Every :data:`TRIM_SECONDS` a job of ``driftloop serve`` calls ``malloc_trim(0)``
+(:func:`trimmer`), which gives the free pages inside the arenas back to the system
+(``MADV_DONTNEED``) as well as the free top of each heap. Those holes otherwise come
+and go with the size of what the loop holds (fetch buffers, a poll's columns, a
+window's rows): the soak's RSS moved in a 15 MB band (343 to 360 MB) around a flat
+level, enough for a 10-second sampling to read a slope of +1.5 MB/min over five
+minutes. A trim takes milliseconds, on the scheduler's thread; the pages it gives back
+are faulted in again when used, once per trim instead of once per poll.
+
 A variable the operator set (``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES``) wins; other C
 libraries (musl) are left alone.
 """
@@ -28,12 +37,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ARENA_MAX", "tune_malloc"]
+__all__ = ["ARENA_MAX", "TRIM_SECONDS", "trimmer", "tune_malloc"]
 
 ARENA_MAX = 2
+TRIM_SECONDS = 10.0
 # mallopt parameters (malloc.h)
 _M_ARENA_MAX = -8
 # setting -> (mallopt parameter, value, the environment variable that overrides it)
@@ -65,3 +75,13 @@ def tune_malloc(libc: Any | None = None,
         if variable not in environ and libc.mallopt(parameter, value) == 1:
             applied[name] = value
     return applied
+
+
+def trimmer(libc: Any | None = None) -> Callable[[], bool] | None:
+    """A call that gives glibc's free memory back to the system (``malloc_trim(0)``;
+    True when it released some), or None on another C library."""
+    libc = libc if libc is not None else glibc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return None
+    trim = libc.malloc_trim
+    return lambda: bool(trim(0))
