@@ -15,6 +15,8 @@
   rewinds, the poison hunt, offsets committed to Kafka);
 - :mod:`~monitor.stream.pipeline`: ``ModelPipeline``, one model's baseline, windows and
   realized-performance windows;
+- :mod:`~monitor.stream.performance`: ``RealizedPerformance``, joined pairs in tumbling
+  windows per version, evaluated and checkpointed;
 - :mod:`~monitor.stream.windows`: ``Stream``, count and event-time windows of one
   (model, version, partition), checkpointable;
 - :mod:`~monitor.stream.window_state`: ``OpenWindow`` and ``ClosedWindow``, one window's
@@ -36,7 +38,8 @@ May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 from monitor.stream.arms import ArmAccumulator, ArmSpec
 from monitor.stream.columns import ColumnChunk, to_columns
 from monitor.stream.export import Reactor
-from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutput
+from monitor.stream.performance import PerformanceWindow
+from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.report_rows import ReportJob, ReportRows, WindowRows
 from monitor.stream.report_writer import ReportWriter, rows_frame
 from monitor.stream.service import Service, StepStats
