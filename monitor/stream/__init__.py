@@ -3,6 +3,11 @@
 - :mod:`~monitor.stream.service`: ``Service.step``, one pass of the loop (poll, decode,
   windows, evaluate, persist, export, react, commit), and partitions taken, handed over
   and lost;
+- :mod:`~monitor.stream.feed`: ``WindowFeed``, decoded runs into their windows (and the
+  report rows, canary arms and label join beside them), closed windows evaluated or
+  published to their model's owner, idle and retired streams;
+- :mod:`~monitor.stream.holdings`: ``Holdings``, what this member holds per partition,
+  taken and restored, forgotten at a rebalance, cleared after a failed step;
 - :mod:`~monitor.stream.records`: records of a partition -> events or dead letters;
 - :mod:`~monitor.stream.alignment`: label records ahead of their predictions wait while
   both topics hold a backlog, so the pairs join in memory;
