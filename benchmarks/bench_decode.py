@@ -3,7 +3,7 @@ per-record path (a Prediction per event) against the batch path (one msgspec pas
 poll into columns, windows folding column slices).
 
 ``n`` native events of the service benchmark (25 features, no labels) are cut into polls
-of ``--poll`` records and fed to ``Service._on_predictions`` as ``driftloop serve`` does
+of ``--poll`` records and fed to ``WindowFeed.add_run`` as ``driftloop serve`` does
 (count windows of 5000 rows, drift-report rows on, as by default); the time is decode,
 validation, windows, their evaluation and report rows.
 
@@ -70,7 +70,7 @@ def run(polls: list[list[Any]], directory: Path, baseline: Path, batch: bool) ->
         runs = (reader.prediction_runs(key, records, 0) if batch
                 else runs_of(reader.predictions(key, records, 0)))
         for (model, version), events in runs:
-            service._on_predictions(model, version, 0, events)
+            service.feed.add_run(model, version, 0, events)
     return time.process_time() - started
 
 

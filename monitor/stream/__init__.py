@@ -3,6 +3,11 @@
 - :mod:`~monitor.stream.service`: ``Service.step``, one pass of the loop (poll, decode,
   windows, evaluate, persist, export, react, commit), and partitions taken, handed over
   and lost;
+- :mod:`~monitor.stream.feed`: ``WindowFeed``, decoded runs into their windows (and the
+  report rows, canary arms and label join beside them), closed windows evaluated or
+  published to their model's owner, idle and retired streams;
+- :mod:`~monitor.stream.holdings`: ``Holdings``, what this member holds per partition,
+  taken and restored, forgotten at a rebalance, cleared after a failed step;
 - :mod:`~monitor.stream.records`: records of a partition -> events or dead letters;
 - :mod:`~monitor.stream.alignment`: label records ahead of their predictions wait while
   both topics hold a backlog, so the pairs join in memory;
@@ -15,6 +20,8 @@
   rewinds, the poison hunt, offsets committed to Kafka);
 - :mod:`~monitor.stream.pipeline`: ``ModelPipeline``, one model's baseline, windows and
   realized-performance windows;
+- :mod:`~monitor.stream.performance`: ``RealizedPerformance``, joined pairs in tumbling
+  windows per version, evaluated and checkpointed;
 - :mod:`~monitor.stream.windows`: ``Stream``, count and event-time windows of one
   (model, version, partition), checkpointable;
 - :mod:`~monitor.stream.window_state`: ``OpenWindow`` and ``ClosedWindow``, one window's
@@ -36,7 +43,8 @@ May import: ``monitor.ingest``, ``monitor.evaluate``, ``monitor.baseline``,
 from monitor.stream.arms import ArmAccumulator, ArmSpec
 from monitor.stream.columns import ColumnChunk, to_columns
 from monitor.stream.export import Reactor
-from monitor.stream.pipeline import ModelPipeline, PerformanceWindow, WindowOutput
+from monitor.stream.performance import PerformanceWindow
+from monitor.stream.pipeline import ModelPipeline, WindowOutput
 from monitor.stream.report_rows import ReportJob, ReportRows, WindowRows
 from monitor.stream.report_writer import ReportWriter, rows_frame
 from monitor.stream.service import Service, StepStats

@@ -44,6 +44,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from monitor.config import KafkaConfig
 from monitor.ingest import Consumer
 from monitor.stream.partitions import TopicPartitionKey
 
@@ -69,6 +70,24 @@ class LabelAlignment:
         self.quiet: dict[TopicPartitionKey, int] = {}
         # label records polled but not released yet, per labels partition, in offset order
         self.held: dict[TopicPartitionKey, list[Any]] = {}
+
+    @classmethod
+    def of(cls, kafka: KafkaConfig, joins_labels: bool) -> LabelAlignment | None:
+        """Only when a model joins labels (else they are only counted) and it is not
+        turned off."""
+        if kafka.label_alignment_seconds <= 0 or not joins_labels:
+            return None
+        return cls(kafka.predictions_topic, kafka.labels_topic, kafka.label_alignment_seconds)
+
+    def take(self, batches: dict[Any, list[Any]], consumer: Consumer, *,
+             hunting: bool) -> dict[Any, list[Any]]:
+        """The records of one poll to handle now (:meth:`align`); a poison hunt, which
+        reads one record at a time, gets everything held at once (:meth:`release`)."""
+        if not hunting:
+            return self.align(batches, consumer)
+        released = self.release(consumer)
+        return {tp: released.pop(tp, []) + batches.get(tp, [])
+                for tp in batches.keys() | released.keys()}
 
     def align(self, batches: Mapping[Any, list[Any]], consumer: Consumer) -> dict[Any, list[Any]]:
         """The records of one poll to handle now: the poll's predictions, and the label

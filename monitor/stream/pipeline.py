@@ -2,7 +2,9 @@
 
 The service routes decoded events here; a pipeline turns closed windows into
 window results (design section 6.1) with :func:`monitor.evaluation.evaluate_window`,
-the same call ``driftloop evaluate`` makes, so both agree on the same rows.
+the same call ``driftloop evaluate`` makes, so both agree on the same rows. Joined
+pairs go to its realized-performance windows (:mod:`monitor.stream.performance`),
+evaluated on the current baseline; a window result reports the latest of them.
 
 Baselines are keyed: ``""`` for a file, the ``runs:/<id>`` URI for one from MLflow.
 :meth:`ModelPipeline.swap_baseline` (an alias moved) makes new windows use the new
@@ -13,30 +15,22 @@ restored checkpoint still refers to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from monitor.baseline import Baseline
 from monitor.config import ModelConfig
-from monitor.evaluate import (
-    LabeledRows,
-    WindowEstimator,
-    WindowMeta,
-    evaluate_performance_window,
-    evaluate_window,
-)
+from monitor.evaluate import WindowEstimator, WindowMeta, evaluate_window
 from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.stream.label_join import JoinedPairs
+from monitor.stream.performance import RealizedPerformance
 from monitor.stream.window_state import ClosedWindow
 from monitor.stream.windows import Stream
-from monitor.tables import canonical_category
 
-__all__ = ["ModelPipeline", "PerformanceWindow", "WindowOutput", "iso_ms"]
+__all__ = ["ModelPipeline", "WindowOutput", "iso_ms"]
 
 
 def iso_ms(ms: int | None) -> str | None:
@@ -58,33 +52,6 @@ class WindowOutput:
     end_ms: int | None
 
 
-@dataclass
-class PerformanceWindow:
-    """Joined pairs of one (model, version) waiting to fill a performance window, as
-    columns (label, prediction, score)."""
-
-    index: int = 0
-    labels: list[Any] = field(default_factory=list)
-    predictions: list[Any] = field(default_factory=list)
-    scores: list[float | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "labels": self.labels, "predictions": self.predictions,
-                "scores": self.scores}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceWindow:
-        if "pairs" in data:  # written before the columns: [[label, prediction, score], ...]
-            pairs = [tuple(p) for p in data["pairs"]]
-            return cls(int(data["index"]), [p[0] for p in pairs], [p[1] for p in pairs],
-                       [p[2] for p in pairs])
-        return cls(int(data["index"]), list(data["labels"]), list(data["predictions"]),
-                   list(data["scores"]))
-
-
 class ModelPipeline:
     def __init__(self, name: str, config: ModelConfig, baseline: Baseline,
                  on_late: Callable[[str, int], None] = lambda model, n: None, *,
@@ -103,8 +70,7 @@ class ModelPipeline:
         self.streams: dict[tuple[str, int], Stream] = {}
         # versions monitored now (streams open, or admitted by this batch): max_versions
         self.versions: set[str] = set()
-        self.performance: dict[str, PerformanceWindow] = {}
-        self.last_performance: dict[str, dict[str, Any]] = {}
+        self.realized = RealizedPerformance(config)
         self._on_late = on_late
         self._replaying = False  # late events of a replay were counted before the restart
         self._feature_kinds: tuple[str, tuple[tuple[str, bool], ...]] | None = None
@@ -312,73 +278,18 @@ class ModelPipeline:
             quality.setdefault("violations", []).append(
                 f"{count} column(s) not in the baseline: {', '.join(extra[:10])}")
         # realized performance arrives later than the window: report the latest one known
-        result["performance"] = self.last_performance.get(closed.version)
+        result["performance"] = self.realized.last.get(closed.version)
         return WindowOutput(self.name, closed.version, closed.key, window.index, result,
                             closed.bounds_ms[0], closed.bounds_ms[1])
 
-    # -- realized performance over joined (prediction, label) pairs -------------------------
+    # -- realized performance (monitor.stream.performance) ----------------------------------
     def add_pairs(self, pairs: JoinedPairs) -> list[tuple[str, int, dict[str, Any]]]:
-        """Feed joined pairs; returns (version, index, performance dict) per closed window."""
-        size = self.config.performance.window_rows
-        done: list[tuple[str, int, dict[str, Any]]] = []
-        for version, mine in pairs.by_version().items():
-            window = self.performance.setdefault(version, PerformanceWindow())
-            at, n = 0, len(mine)
-            while at < n:
-                take = min(n - at, size - len(window))
-                window.labels.extend(mine.labels[at:at + take])
-                window.predictions.extend(mine.predictions[at:at + take])
-                window.scores.extend(mine.scores[at:at + take])
-                at += take
-                if len(window) < size:
-                    break
-                result = self._performance(window)
-                if result is not None:
-                    # the window's number travels with the result, so evidence read back
-                    # from a stored window result has the same identity as it had live
-                    result = {**result, "window": window.index}
-                    self.last_performance[version] = result
-                    done.append((version, window.index, result))
-                self.performance[version] = window = PerformanceWindow(window.index + 1)
-        return done
+        """Feed joined pairs; returns (version, index, performance dict) per closed window,
+        evaluated against the current baseline."""
+        return self.realized.add_pairs(pairs, self.baseline)
 
-    def _performance(self, window: PerformanceWindow) -> dict[str, Any] | None:
-        if self.baseline.task == "regression":
-            y_true = np.asarray([float(v) for v in window.labels], dtype=np.float64)
-            y_pred = np.asarray([float(v) for v in window.predictions], dtype=np.float64)
-        else:
-            y_true = _categories(window.labels)
-            y_pred = _categories(window.predictions)
-        scores = window.scores
-        score = (None if any(s is None for s in scores)
-                 else np.asarray(scores, dtype=np.float64))
-        return evaluate_performance_window(self.baseline, self.config,
-                                           LabeledRows(y_true=y_true, y_pred=y_pred, score=score))
-
-    # -- checkpoints ----------------------------------------------------------------------
     def performance_state(self) -> dict[str, Any]:
-        return {"windows": {v: w.to_dict() for v, w in self.performance.items()},
-                "last": self.last_performance}
+        return self.realized.state()
 
     def restore_performance(self, state: dict[str, Any]) -> None:
-        self.performance = {version: PerformanceWindow.from_dict(data)
-                            for version, data in state.get("windows", {}).items()}
-        self.last_performance = dict(state.get("last", {}))
-
-
-def _categories(values: list[Any]) -> np.ndarray:
-    """``canonical_category`` of each value, computed once per distinct value."""
-    out = np.empty(len(values), dtype=object)
-    kinds = set(map(type, values))
-    if len(kinds) == 1 and kinds <= {int, str}:  # one kind: the values themselves are keys
-        canon_of = {v: canonical_category(v) for v in set(values)}
-        out[:] = list(map(canon_of.__getitem__, values))
-        return out
-    # keyed by (type, value): 1, 1.0 and True are one dict key but may not be one category
-    keys = list(zip(map(type, values), values, strict=True))
-    try:
-        canon = {key: canonical_category(key[1]) for key in set(keys)}
-    except TypeError:  # an unhashable value (a label that is a list): one at a time
-        return np.array([canonical_category(v) for v in values], dtype=object)
-    out[:] = [canon[key] for key in keys]
-    return out
+        self.realized.restore(state)

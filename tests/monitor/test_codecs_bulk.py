@@ -108,7 +108,7 @@ class Side:
         events: list[Prediction] = []
         batched = bool(runs) and all(isinstance(run, PredictionBatch) for _, run in runs)
         for (model, version), run in runs:
-            self.service._on_predictions(model, version, 0, run)
+            self.service.feed.add_run(model, version, 0, run)
             events += run.events() if isinstance(run, PredictionBatch) else run
         return events, batched
 

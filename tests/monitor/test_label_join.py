@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.stream.label_join import JoinedPairs
-from monitor.stream.pipeline import _categories
+from monitor.stream.performance import _categories
 from monitor.tables import canonical_category
 
 

@@ -65,7 +65,7 @@ class Harness:
         start = 0
         while start < len(stream):
             run = stream[start:start + next(sizes)]
-            self.service._on_predictions("carloan", run[0].version, run[0].partition, run)
+            self.service.feed.add_run("carloan", run[0].version, run[0].partition, run)
             start += len(run)
 
 
