@@ -111,9 +111,11 @@ class KafkaConfig(Section):
     reads from predictions_topic; it forwards each, unchanged, to kserve_topic keyed by its
     CloudEvents id, so both halves of a call meet on one partition of that topic, and the
     replica assigned that partition pairs them. Needs the kserve or oip format and a producer
-    that keeps order through retries (idempotence, the default); not with partials (not
-    built). Off: a replica pairs the halves it reads, so halves of one call on partitions
-    owned by different replicas never meet (dead letters, unpaired)."""
+    that keeps order through retries (idempotence, the default). With partials, the windows
+    of the pairs are published as partials too, and a model's owner waits for the
+    watermarks of the partitions of both topics. Off: a replica pairs the halves it reads,
+    so halves of one call on partitions owned by different replicas never meet (dead
+    letters, unpaired)."""
     kserve_topic: str | None = None
     """Internal topic of forwarded KServe halves; null: the group_id followed by -kserve.
     Created at start when missing (kserve_partitions), without log compaction."""
@@ -141,10 +143,6 @@ class KafkaConfig(Section):
                 "expected producer.enable_idempotence true or "
                 "producer.max_in_flight_requests_per_connection 1 with kserve_split (the "
                 "forwards of one partition must keep their order through retries)")
-        if self.kserve_split and self.partials:
-            raise ValueError(
-                "expected kserve_split or partials, not both (not built: a model's owner "
-                "does not count the kserve topic's partitions as sources of its windows)")
         return self
 
 

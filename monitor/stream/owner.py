@@ -11,11 +11,14 @@ The replica Kafka assigns a model's partition of the partials topic
 - per version ``closed_below`` (every window below was evaluated) and, for the last
   :data:`KEEP_MERGED` windows evaluated, the source partitions merged into each.
 
-The model's watermark is the lowest report over every partition of the predictions
-topic, idle ones left out (all idle: every pending window closes); a partition that has
-not reported holds it back. A window closes when the watermark passes its end plus the
-model's allowed lateness, and is evaluated by ``ModelPipeline.evaluate`` as the
-per-partition windows are.
+The model's watermark is the lowest report over every source stream partition, idle
+ones left out (all idle: every pending window closes); a partition that has not
+reported holds it back. The source stream partitions are those of the predictions
+topic and, with ``kafka.kserve_split``, those of the kserve topic (stream partition
+``SPLIT_STREAMS + q``, :mod:`monitor.stream.kserve_split`), where the KServe pairs
+count. A window closes when the watermark passes its end plus the model's allowed
+lateness, and is evaluated by ``ModelPipeline.evaluate`` as the per-partition windows
+are.
 
 Dedupe, by identity (model, version, source partition, window index): a partial whose
 partition is already merged into its pending window, or was merged into its evaluated
@@ -33,7 +36,7 @@ read again after a restart or by the next owner.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,12 +69,12 @@ class OwnedModel:
     pending: dict[tuple[str, int], _Pending] = field(default_factory=dict)
     dirty: bool = False
 
-    def watermark(self, source_partitions: int) -> int | None:
-        """The lowest report over ``0..source_partitions``; None while one is missing."""
-        if source_partitions <= 0:
-            return None  # the predictions topic's partitions are not known yet
+    def watermark(self, sources: Collection[int]) -> int | None:
+        """The lowest report over the source stream partitions; None while one is missing."""
+        if not sources:
+            return None  # the source topics' partitions are not known yet
         found: list[int] = []
-        for partition in range(source_partitions):
+        for partition in sources:
             if partition not in self.reports:
                 return None
             report = self.reports[partition]
@@ -169,16 +172,17 @@ class ModelOwner:
             state.dirty = True
 
     # -- windows out ---------------------------------------------------------------------
-    def due(self, source_partitions: int) -> list[ClosedWindow]:
-        """The merged windows the models' watermarks passed, oldest first per version; their
-        sources are recorded (the next persist stores them with the results)."""
+    def due(self, sources: Collection[int]) -> list[ClosedWindow]:
+        """The merged windows the models' watermarks (over the source stream partitions
+        ``sources``) passed, oldest first per version; their sources are recorded (the
+        next persist stores them with the results)."""
         closed: list[ClosedWindow] = []
         for name, state in self.models.items():
             pipeline = self.pipelines[name]
             window_config = pipeline.config.window
             if window_config.duration is None or not state.pending:
                 continue
-            watermark = state.watermark(source_partitions)
+            watermark = state.watermark(sources)
             if watermark is None:
                 continue
             duration_ms = int(window_config.duration * 1000)

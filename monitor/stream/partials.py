@@ -10,6 +10,10 @@ covers, its rows, the late events its stream saw since its previous partial, the
 window (``OpenWindow.to_dict(packed=True)``: counts over the baseline's bins, which
 merge exactly) and the stream's watermark.
 
+A partial's partition is the stream partition its window closed in: with
+``kafka.kserve_split`` a KServe pair's window closes in the stream of its kserve
+partition q, ``SPLIT_STREAMS + q``, and its partial names the kserve topic.
+
 Heartbeats are partials without a window: per (model, source partition), the
 partition's watermark for the model, so the model's watermark (the minimum over the
 source partitions) advances also when a partition has no window to close. A partition
@@ -36,6 +40,7 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from monitor.store.engine import pack_state, unpack_state
+from monitor.stream.kserve_split import stream_source
 from monitor.stream.pipeline import ModelPipeline
 from monitor.stream.window_state import MAX_EXTRA_KEYS, ClosedWindow, OpenWindow
 from monitor.stream.windows import Stream
@@ -172,6 +177,7 @@ class PartialPublisher:
     heartbeat_seconds: float
     producer: Any = None
     clock: Callable[[], float] = time.time
+    split_topic: str | None = None  # kafka.kserve_split: its partitions are sources too
     # (model, source partition) -> the last report sent, (watermark, idle), and when
     _sent: dict[tuple[str, int], tuple[tuple[int | None, bool], float]] = field(
         default_factory=dict)
@@ -184,7 +190,7 @@ class PartialPublisher:
         if stream is not None:
             late, stream.late_rows = stream.late_rows, 0
         partial = Partial(
-            model=closed.model, version=closed.version, topic=self.source_topic,
+            model=closed.model, version=closed.version, topic=self._topic(closed.partition),
             partition=closed.partition,
             watermark_ms=None if stream is None else stream.watermark_ms, index=window.index,
             start_ms=closed.bounds_ms[0], end_ms=closed.bounds_ms[1],
@@ -219,7 +225,7 @@ class PartialPublisher:
                             self.heartbeat_seconds:
                         continue
                 self._sent[(pipeline.name, partition)] = (report, now)
-                self._send(Partial(model=pipeline.name, version="", topic=self.source_topic,
+                self._send(Partial(model=pipeline.name, version="", topic=self._topic(partition),
                                    partition=partition, watermark_ms=report[0],
                                    idle=report[1]))
                 sent += 1
@@ -233,6 +239,9 @@ class PartialPublisher:
         gone = set(partitions)
         for key in [k for k in self._sent if k[1] in gone]:
             del self._sent[key]
+
+    def _topic(self, stream_partition: int) -> str:
+        return stream_source(stream_partition, self.source_topic, self.split_topic)[0]
 
     def _send(self, partial: Partial) -> None:
         assert self.producer is not None, "partials: not connected"

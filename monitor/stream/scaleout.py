@@ -10,6 +10,12 @@ written in the same transaction as the merged windows' results, and refused with
 when another member took the partition). The price: a change of owner rebalances the
 predictions partitions too (the group has one assignment).
 
+With ``kafka.kserve_split`` on too, the KServe pairs count in the streams of the kserve
+topic's partitions (stream partition ``SPLIT_STREAMS + q``): their windows are published
+as partials like those of the predictions topic's partitions, and a model's sources are
+the stream partitions of both topics (``held`` and the heartbeats cover the partitions
+of both that this replica holds; the owner waits for a report from each).
+
 Count windows (``window.rows``) keep their per-partition streams: their boundaries
 would need the owner to number rows across partitions, which is not built.
 """
@@ -17,10 +23,11 @@ would need the owner to number rows across partitions, which is not built.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.config import KafkaConfig
+from monitor.stream.kserve_split import SPLIT_STREAMS, stream_partitions
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partials import Partial, PartialPublisher
 from monitor.stream.pipeline import ModelPipeline
@@ -38,14 +45,17 @@ class ScaleOut:
                  on_late: Callable[[str, int], None], clock: Callable[[], float]) -> None:
         self.topic = kafka.partials_topic_name
         self.source_topic = kafka.predictions_topic
+        # the kserve topic, whose partitions are sources too (kafka.kserve_split)
+        self.split_topic = kafka.kserve_topic_name if kafka.kserve_split else None
         self.pipelines = pipelines
         self.clock = clock
         self.publisher = PartialPublisher(self.topic, kafka.partials_partitions,
                                           self.source_topic, kafka.partials_heartbeat_seconds,
-                                          clock=clock)
+                                          clock=clock, split_topic=self.split_topic)
         self.owner = ModelOwner(pipelines, kafka.partials_partitions, on_late)
-        self.held: dict[int, int] = {}  # source partitions held -> since when (ms)
+        self.held: dict[int, int] = {}  # source stream partitions held -> since when (ms)
         self.source_partitions = 0  # of the predictions topic; 0 until known
+        self.split_partitions = 0  # of the kserve topic; 0 until known (or no split)
         self.invalid = 0  # partials records that could not be decoded
 
     def connected(self, consumer: Any, producer: Any) -> None:
@@ -80,9 +90,21 @@ class ScaleOut:
     def due(self, consumer: Any) -> list[ClosedWindow]:
         if not self.owner.models:
             return []
+        return self.owner.due(self.sources(consumer))
+
+    def sources(self, consumer: Any) -> Sequence[int]:
+        """The source stream partitions of every model: the predictions topic's, and with
+        the split the kserve topic's past SPLIT_STREAMS; empty until both are known."""
         if not self.source_partitions:
             self.source_partitions = _partitions_for(consumer, self.source_topic)
-        return self.owner.due(self.source_partitions)
+        if self.split_topic is None:
+            return range(self.source_partitions)
+        if not self.split_partitions:
+            self.split_partitions = _partitions_for(consumer, self.split_topic)
+        if not (self.source_partitions and self.split_partitions):
+            return ()
+        return [*range(self.source_partitions),
+                *range(SPLIT_STREAMS, SPLIT_STREAMS + self.split_partitions)]
 
     def heartbeats(self, now_ms: int) -> int:
         return self.publisher.heartbeats(self.pipelines, self.held, now_ms)
@@ -92,13 +114,10 @@ class ScaleOut:
 
     def take(self, partitions: Iterable[TopicPartitionKey], now_ms: int) -> set[int]:
         """Newly held partitions; returns the partials partitions among them."""
-        owned: set[int] = set()
-        for topic, partition in partitions:
-            if topic == self.source_topic:
-                self.held.setdefault(partition, now_ms)
-            elif topic == self.topic:
-                owned.add(partition)
-        return owned
+        taken = set(partitions)
+        for stream in self._streams(taken):
+            self.held.setdefault(stream, now_ms)
+        return {p for t, p in taken if t == self.topic}
 
     def restore(self, checkpoints: Iterable[tuple[str, str, Any]], owned: set[int]) -> None:
         """Owner states (model, kind, state) of the models of the partials partitions just
@@ -110,11 +129,15 @@ class ScaleOut:
 
     def forget(self, partitions: Iterable[TopicPartitionKey]) -> None:
         gone = set(partitions)
-        sources = {p for t, p in gone if t == self.source_topic}
+        sources = self._streams(gone)
         for partition in sources:
             self.held.pop(partition, None)
         self.publisher.forget(sources)
         self.owner.drop({p for t, p in gone if t == self.topic})
+
+    def _streams(self, partitions: Iterable[TopicPartitionKey]) -> set[int]:
+        """The source stream partitions among ``partitions``."""
+        return stream_partitions(partitions, self.source_topic, self.split_topic)
 
     def clear(self) -> None:
         self.held.clear()

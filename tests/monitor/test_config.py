@@ -51,11 +51,6 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      "{'enable_idempotenc..., expected producer.enable_idempotence true or "
      "producer.max_in_flight_requests_per_connection 1 with kserve_split (the forwards of "
      "one partition must keep their order through retries)"),
-    ("kserve split with partials",
-     {"kafka": {"kserve_split": True, "partials": True, "formats": ["kserve"]}},
-     "config kafka: got {'kserve_split': True, 'partials': True, 'formats': ['kserve']}, "
-     "expected kserve_split or partials, not both (not built: a model's owner does not "
-     "count the kserve topic's partitions as sources of its windows)"),
     ("negative label alignment", {"kafka": {"label_alignment_seconds": -1}},
      "config kafka.label_alignment_seconds: got -1, expected a non-negative duration"),
     ("boolean duration", model(window={"duration": True}),

@@ -28,7 +28,9 @@ from monitor.ingest import Decoder
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.stream import ModelPipeline, Service
+from monitor.stream.kserve_split import SPLIT_STREAMS
 from monitor.stream.partials import Partial
+from monitor.stream.scaleout import ScaleOut
 
 PREDICTIONS, PARTIALS = "predictions", "g-partials"
 BROKER_MS = 1_546_300_800_000  # 2019-01-01
@@ -205,3 +207,57 @@ def test_a_new_owner_reads_the_pending_partials_again_and_stores_each_window_onc
         a.step(force_persist=True)
         again.step(force_persist=True)
     assert windows(cfg.state.url) == MERGED
+
+
+class Topics:
+    """partitions_for_topic of a consumer that knows ``counts`` (topic -> partitions)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return set(range(self.counts[topic])) if topic in self.counts else None
+
+
+def split_scaleout(cfg: Config, log: Log) -> ScaleOut:
+    kafka = cfg.kafka.model_copy(update={"kserve_split": True, "formats": ["kserve"]})
+    pipelines = {"carloan": ModelPipeline("carloan", cfg.models["carloan"],
+                                          Baseline.load(cfg.models["carloan"].baseline))}
+    scaleout = ScaleOut(kafka, pipelines, lambda model, n: None, clock=lambda: 0.0)
+    scaleout.connected(Topics({PARTIALS: 1}), Producer(log))
+    return scaleout
+
+
+def test_kserve_partitions_are_held_reported_and_forgotten_as_source_streams(
+        cfg: Config) -> None:
+    """With kafka.kserve_split, kserve partition q is the source stream SPLIT_STREAMS + q:
+    held from when it is taken, reported to the owner under the kserve topic's name, and
+    forgotten with the partition."""
+    log = Log()
+    scaleout = split_scaleout(cfg, log)
+    owned = scaleout.take({(PREDICTIONS, 1), ("g-kserve", 0), ("g-kserve", 2), (PARTIALS, 0),
+                           ("labels", 0)}, now_ms=0)
+    assert owned == {0}
+    assert scaleout.held == {1: 0, SPLIT_STREAMS: 0, SPLIT_STREAMS + 2: 0}
+    # nothing on them for the idle timeout (duration + lateness = 60 s): each reports idle
+    assert scaleout.heartbeats(60_000) == 3
+    reports = [partial_at(r) for r in log.topics[(PARTIALS, 0)]]
+    assert sorted((p.topic, p.partition, p.idle) for p in reports) == [
+        ("g-kserve", SPLIT_STREAMS, True), ("g-kserve", SPLIT_STREAMS + 2, True),
+        (PREDICTIONS, 1, True)]
+    scaleout.forget({("g-kserve", 2), ("labels", 0)})
+    assert scaleout.held == {1: 0, SPLIT_STREAMS: 0}
+    # held again: reported afresh (what was sent for it was forgotten with it)
+    scaleout.take({("g-kserve", 2)}, now_ms=70_000)
+    assert scaleout.heartbeats(130_000) == 1
+    assert partial_at(log.topics[(PARTIALS, 0)][-1]).partition == SPLIT_STREAMS + 2
+
+
+def test_the_sources_are_the_partitions_of_both_topics_once_both_are_known(
+        cfg: Config) -> None:
+    scaleout = split_scaleout(cfg, Log())
+    assert scaleout.sources(Topics({PREDICTIONS: 3})) == ()  # the kserve topic's not known
+    assert scaleout.sources(Topics({PREDICTIONS: 3, "g-kserve": 2})) == [
+        0, 1, 2, SPLIT_STREAMS, SPLIT_STREAMS + 1]
+    alone = ScaleOut(cfg.kafka, {}, lambda model, n: None, clock=lambda: 0.0)
+    assert alone.sources(Topics({PREDICTIONS: 3, "g-kserve": 2})) == range(3)
