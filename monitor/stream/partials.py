@@ -139,12 +139,19 @@ def _least(a: int | None, b: int | None, pick: Callable[[int, int], int]) -> int
 
 def effective_watermark(stream: Stream, now_ms: int, idle_ms: int | None) -> int | None:
     """The stream's watermark as ``close_idle`` moves it: on with the clock once the stream
-    has been without events for ``idle_ms``."""
+    has been without events for ``idle_ms``, but not past the close of a window it still
+    holds open. Housekeeping closes idle windows once a second and heartbeats go out at
+    every step: reported further, the owner would merge that window before this
+    partition's partial of it came, and count the partial's rows as late."""
     if stream.watermark_ms is None:
         return None
     if idle_ms is None or stream.touched_ms is None or now_ms - stream.touched_ms < idle_ms:
         return stream.watermark_ms
-    return stream.watermark_ms + (now_ms - stream.touched_ms)
+    moved = stream.watermark_ms + (now_ms - stream.touched_ms)
+    if stream.open and stream.duration_ms is not None:
+        first_close = (min(stream.open) + 1) * stream.duration_ms + stream.lateness_ms
+        moved = min(moved, max(stream.watermark_ms, first_close - 1))
+    return moved
 
 
 def partition_report(pipeline: ModelPipeline, others: Iterable[ModelPipeline], partition: int,

@@ -195,10 +195,33 @@ def test_a_partition_reports_its_streams_then_its_other_models_then_idle(
     for event in rows[:50]:
         mine.add_many("1", 0, [event], now_ms=now)
     assert partition_report(mine, [other], 0, now, now) == (rows[49].timestamp_ms, False)
-    # its stream idle past the timeout: its watermark moves on with the clock
+    # its stream idle past the timeout: its watermark moves on with the clock, up to the
+    # close of the window it holds open until housekeeping closes that window
     later = now + 2 * MINUTE
+    assert partition_report(mine, [other], 0, later, now) == (MINUTE - 1, False)
+    mine.housekeep(later)
     assert partition_report(mine, [other], 0, later, now) == (
         rows[49].timestamp_ms + 2 * MINUTE, False)
+
+
+def test_an_idle_stream_reports_no_further_than_the_window_it_has_not_closed_yet(
+        data: Any, baseline: Baseline) -> None:
+    """Housekeeping closes an idle stream's windows once a second, heartbeats go out at
+    every step: a report past the end of a window still open would let the owner merge
+    that window without this partition's partial, which then counts as late."""
+    p = timed_pipeline(baseline, allowed_lateness="10s")
+    rows = spread(events(data.current.iloc[:50]), 1)  # event time 0 .. 29.4 s: window 0
+    now = 1_000_000
+    p.add_many("1", 0, rows, now_ms=now)
+    later = now + 5 * MINUTE  # idle (70 s) long past: the clock alone would say 329.4 s
+    window_0_closes = MINUTE + 10_000  # the owner merges window 0 at this watermark
+    watermark, idle = partition_report(p, [], 0, later, now) or (None, None)
+    assert idle is False and watermark is not None
+    assert rows[-1].timestamp_ms <= watermark < window_0_closes
+    closed, _ = p.housekeep(later)  # closes window 0 (its partial goes out first)
+    assert [c.window.index for c in closed] == [0]
+    assert partition_report(p, [], 0, later, now) == (rows[-1].timestamp_ms + 5 * MINUTE,
+                                                      False)
 
 
 def test_heartbeats_go_out_when_the_watermark_moves_and_not_otherwise(
