@@ -104,7 +104,8 @@ class Setting:
     window: dict[str, Any] = field(default_factory=lambda: {"rows": 5000})
     labels: bool = False
     kind: str = "native"  # or kserve
-    events_per_record: float = 1.0
+    events_per_record: float = 1.0  # per record counted in the store's offsets
+    kafka: dict[str, Any] = field(default_factory=dict)  # more kafka.* keys of the service
 
 
 SETTINGS = {s.name: s for s in (
@@ -212,7 +213,8 @@ def run_service(directory: Path, bootstrap: str, setting: Setting, total: int,
         "kafka": {"bootstrap_servers": [bootstrap], "group_id": group,
                   "predictions_topic": setting.topic, "labels_topic": f"{setting.topic}-labels",
                   "dead_letter_topic": f"{setting.topic}-dlq",
-                  "formats": ["kserve"] if setting.kind == "kserve" else ["native"]},
+                  "formats": ["kserve"] if setting.kind == "kserve" else ["native"],
+                  **setting.kafka},
         "state": {"url": f"sqlite:///{state}"},
         "server": {"port": port, "auth_token_env": None},
         "models": {MODEL: {"baseline": str(baseline_file(directory, setting.labels)),

@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
+import bench_kserve_split  # noqa: E402
 import bench_replicas  # noqa: E402
 import bench_service  # noqa: E402
 import reference_loop  # noqa: E402
@@ -193,6 +194,19 @@ def test_bench_arguments_default_and_reject_unknown_settings() -> None:
         bench_service.parse_args(["--settings", "count,bogus"])
     with pytest.raises(SystemExit):
         bench_service.parse_args(["--n", "1000"])
+
+
+def test_kserve_split_bench_runs_the_same_records_with_the_split_on_and_counts_forwards(
+) -> None:
+    plain, split = bench_kserve_split.PLAIN, bench_kserve_split.SPLIT
+    assert (split.topic, split.kind, split.window) == (plain.topic, plain.kind, plain.window)
+    assert plain.kafka == {} and split.kafka == {"kserve_split": True}
+    # the stored offsets count each half twice with the split: read, then read forwarded
+    assert split.events_per_record == plain.events_per_record / 2 == 0.25
+    assert (bench_kserve_split.parse_args([]).n, bench_kserve_split.parse_args([]).repeat) \
+        == (100_000, 3)
+    with pytest.raises(SystemExit):
+        bench_kserve_split.parse_args(["--n", "1000"])
 
 
 def test_reference_and_soak_arguments() -> None:
