@@ -56,6 +56,9 @@ __all__ = [
     "KServeSplit",
     "cloudevent_id",
     "forwarded_from",
+    "stream_partition",
+    "stream_partitions",
+    "stream_source",
 ]
 
 SPLIT_STREAMS = 1_000_000  # stream partition of kserve partition q: SPLIT_STREAMS + q
@@ -238,22 +241,23 @@ class KServeSplit:
             if topic == self.topic:
                 self.seen.pop(partition, None)
 
-    # -- stream partitions ---------------------------------------------------------------
-    def stream_partitions(self, partitions: Iterable[TopicPartitionKey]) -> set[int]:
-        """The stream partitions of ``partitions``: the predictions topic's as they are,
-        the kserve topic's past SPLIT_STREAMS."""
-        return stream_partitions(partitions, self.source_topic, self.topic)
+
+def stream_partition(tp: TopicPartitionKey, source_topic: str,
+                     split_topic: str | None) -> int | None:
+    """The stream partition of ``tp``: the predictions topic's as it is, the kserve
+    topic's past SPLIT_STREAMS; None for another topic (labels, partials)."""
+    topic, partition = tp
+    if topic == source_topic:
+        return partition
+    if topic == split_topic:
+        return SPLIT_STREAMS + partition
+    return None
 
 
 def stream_partitions(partitions: Iterable[TopicPartitionKey], source_topic: str,
                       split_topic: str | None) -> set[int]:
-    found: set[int] = set()
-    for topic, partition in partitions:
-        if topic == source_topic:
-            found.add(partition)
-        elif topic == split_topic:
-            found.add(SPLIT_STREAMS + partition)
-    return found
+    found = (stream_partition(tp, source_topic, split_topic) for tp in partitions)
+    return {p for p in found if p is not None}
 
 
 def stream_source(stream_partition: int, source_topic: str,

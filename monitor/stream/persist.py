@@ -41,7 +41,7 @@ from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
 from monitor.store import Store
-from monitor.stream.kserve_split import stream_partitions, stream_source
+from monitor.stream.kserve_split import stream_partition, stream_source
 from monitor.stream.label_join import JoinBuffer, JoinedPairs
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partitions import (
@@ -325,10 +325,9 @@ class Persister:
         offsets from 0 again)."""
         for tp, offset in handled.items():
             mark = marks.get(tp)
-            found = stream_partitions([tp], self.topic, self.split_topic)
-            if mark is None or not found:
+            partition = stream_partition(tp, self.topic, self.split_topic)
+            if mark is None or partition is None:
                 continue
-            partition = found.pop()
             for model, version, first in mark.fresh:
                 pipeline = self.pipelines.get(model)
                 if pipeline is not None and (version, partition) not in pipeline.streams:

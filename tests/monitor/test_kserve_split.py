@@ -41,6 +41,7 @@ from monitor.stream.kserve_split import (
     cloudevent_id,
 )
 from monitor.stream.partitions import PartitionMark
+from tests.support.memory_kafka import LogConsumer
 
 PREDICTIONS, KSERVE = "predictions", "g-kserve"
 BROKER_MS = 1_546_300_800_000  # 2019-01-01
@@ -234,27 +235,6 @@ def test_a_record_not_forwarded_by_a_replica_is_skipped() -> None:
 
 
 # -- two replicas over an in-memory log --------------------------------------------------------
-class Consumer:
-    """What Service.step and restore use of KafkaConsumer, over the log."""
-
-    def __init__(self, log: Log, assigned: set[tuple[str, int]]) -> None:
-        self.log, self.assigned = log, assigned
-        self.positions = dict.fromkeys(assigned, 0)
-        self.config: dict[str, Any] = {}
-
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
-        out = {}
-        for tp in sorted(self.assigned):
-            records = self.log.topics.get(tp, [])[self.positions[tp]:]
-            if records:
-                out[TopicPartition(*tp)] = records
-                self.positions[tp] += len(records)
-        return out
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.positions[(tp.topic, tp.partition)] = offset
-
-
 class Letters:
     def __init__(self) -> None:
         self.written: list[tuple[Any, Any]] = []
@@ -282,7 +262,7 @@ def replica(cfg: Config, log: Log, assigned: set[tuple[str, int]],
                                           Baseline.load(cfg.models["carloan"].baseline))}
     decoder = Decoder(["kserve"], max_record_bytes=100_000, feature_order=lambda m: None,
                       endpoint_version=lambda m, e: None, known_models=lambda m: True)
-    consumer = Consumer(log, assigned)
+    consumer = LogConsumer(log.topics, assigned)
     # a frozen clock: a persist happens only when a step forces it
     service = Service(cfg, pipelines, Store(cfg.state.url), Metrics(CollectorRegistry()),
                       decoder, consumer, letters, clock=lambda: 1e9)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from monitor.stream import ModelPipeline, Service
 from monitor.stream.kserve_split import SPLIT_STREAMS
 from monitor.stream.partials import Partial
 from monitor.stream.scaleout import ScaleOut
+from tests.support.memory_kafka import LogConsumer
 
 PREDICTIONS, PARTIALS = "predictions", "g-partials"
 BROKER_MS = 1_546_300_800_000  # 2019-01-01
@@ -67,25 +68,8 @@ class Producer:
         self.log.flushed = self.log.size
 
 
-class Consumer:
-    """What Service.step and restore use of KafkaConsumer, over the log."""
-
-    def __init__(self, log: Log, assigned: set[tuple[str, int]]) -> None:
-        self.log, self.assigned = log, assigned
-        self.positions = dict.fromkeys(assigned, 0)
-        self.config: dict[str, Any] = {}
-
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
-        out = {}
-        for tp in sorted(self.assigned):
-            records = self.log.topics.get(tp, [])[self.positions[tp]:]
-            if records:
-                out[TopicPartition(*tp)] = records
-                self.positions[tp] += len(records)
-        return out
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.positions[(tp.topic, tp.partition)] = offset
+class Consumer(LogConsumer):
+    """With the partition counts the scale-out asks metadata for."""
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0, 1} if topic == PREDICTIONS else {0}
@@ -111,7 +95,7 @@ def replica(cfg: Config, log: Log, assigned: set[tuple[str, int]],
     decoder = Decoder(["native"], max_record_bytes=100_000, feature_order=lambda m: None,
                       endpoint_version=lambda m, e: None, known_models=lambda m: True)
     store = Store(cfg.state.url)
-    consumer = Consumer(log, assigned)
+    consumer = Consumer(log.topics, assigned)
     service = Service(cfg, pipelines, store, Metrics(CollectorRegistry()), decoder, consumer,
                       Letters())  # type: ignore[arg-type]
     assert service.scaleout is not None
