@@ -9,12 +9,14 @@ duplicates a pending row.
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Connection, Table, and_, delete, func, select
+from sqlalchemy import JSON, Connection, Table, and_, delete, func, select, text
 
 from monitor.store import schema
 from monitor.store.engine import StoreOps, bulk_upsert, chunks, loads_json
@@ -128,6 +130,12 @@ def _join_chunk(
     ]
 
 
+def _lock_key(model: str) -> int:
+    """A signed 64-bit advisory lock key of the model's join, stable across processes."""
+    digest = hashlib.blake2b(f"driftloop.join:{model}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class JoinOps(StoreOps):
     def add_predictions(self, rows: Iterable[PendingPrediction]) -> int:
         """Store predictions awaiting labels; returns the number of rows given."""
@@ -195,6 +203,19 @@ class JoinOps(StoreOps):
                         )
         pairs.sort(key=lambda pair: (pair.model, pair.prediction_timestamp_ms, pair.request_id))
         return pairs
+
+    def lock_join(self, model: str) -> None:
+        """Serialize the joins of ``model`` until this transaction ends. Replicas join the
+        same model through one store: on PostgreSQL (read committed) two overlapping
+        persists, one storing a prediction to wait and one its label, would not see each
+        other's uncommitted row and both rows would wait for a partner already there. A
+        transaction-level advisory lock makes the second wait for the first's commit and
+        then take its row. SQLite needs none: a write transaction (``BEGIN IMMEDIATE``)
+        holds the database's one write lock from its start."""
+        with self._conn() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _lock_key(model)})
 
     def waiting_labels(self, model: str) -> bool:
         """Whether any label of ``model`` waits in the store (one index probe: a persist

@@ -20,6 +20,10 @@ A prediction that waits is stored as a row at once, so what a persist commits is
 the store, and a row the store refuses fails the persist of the records it came from
 (the poison hunt of :mod:`monitor.stream.poison` needs that). The lookups of stored
 labels are skipped when no label of the model waits in the store.
+
+Replicas (issue 15) join through one store: each model's join holds a lock until its
+transaction commits (:meth:`monitor.store.JoinOps.lock_join`), so a prediction and its
+label persisted at once by two replicas still meet.
 """
 
 from __future__ import annotations
@@ -213,6 +217,7 @@ class JoinBuffer:
         return joined
 
     def _join_model(self, tx: Transaction, model: str, now: int | None) -> JoinedPairs:
+        tx.lock_join(model)  # replicas persisting this model at once join one at a time
         mine = self.predictions.get(model) or _Predictions()
         theirs = self.labels.get(model) or _Labels()
         # the newest copy of each request id: a dict keeps the last position per key
