@@ -91,6 +91,10 @@ def _v3_canary_state_document(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE canary_state ADD COLUMN state {column_type}"))
 
 
+def _v4_shipped_pairs(conn: Connection) -> None:
+    schema.shipped_pairs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -101,6 +105,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "partition owners and their fencing epochs", _v2_partition_owners),
     Migration(3, "canary state machine kept whole (canary_state.state)",
               _v3_canary_state_document),
+    Migration(4, "joined pairs on their way to the model's owner", _v4_shipped_pairs),
 )
 
 

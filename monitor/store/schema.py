@@ -39,6 +39,7 @@ __all__ = [
     "pending_predictions",
     "retrain_runs",
     "schema_version",
+    "shipped_pairs",
     "trigger_state",
     "windows",
 ]
@@ -215,4 +216,23 @@ partition_owners = Table(
     Column("epoch", BigInteger, nullable=False),
     Column("owner", String(200), nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+# Joined (prediction, label) pairs on their way to the model's owner (issue 15,
+# ``kafka.partials``): the replica that joins pairs of a model whose realized
+# performance its owner keeps stores them here, one row per model and persist, in the
+# transaction that joins them; the owner takes the rows (deleting them) in its own
+# persist, with the performance windows they fill. One transaction on each side, so a
+# pair is folded exactly once whichever replicas joined it.
+shipped_pairs = Table(
+    "shipped_pairs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # packed columns (monitor.stream.shipping)
+    Column("rows", Integer, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_shipped_pairs_model_id", "model", "id"),
 )

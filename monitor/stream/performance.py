@@ -24,7 +24,9 @@ from monitor.evaluate import LabeledRows, evaluate_performance_window
 from monitor.stream.label_join import JoinedPairs
 from monitor.tables import canonical_category
 
-__all__ = ["PerformanceWindow", "RealizedPerformance"]
+__all__ = ["PERFORMANCE_KIND", "PerformanceWindow", "RealizedPerformance"]
+
+PERFORMANCE_KIND = "performance"  # the checkpoint row of a model's performance windows
 
 
 @dataclass

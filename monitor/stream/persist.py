@@ -5,7 +5,9 @@ Between persists the loop collects closed-window results, predictions waiting
 for their label and labels waiting for their prediction (:class:`Persister`).
 :meth:`Persister.write` stores, in ONE transaction: the closed windows' results
 (upserts keyed by their identity, so a replay overwrites), the label-join rows and
-the joins they complete, the realized-performance windows those joins close, the
+the joins they complete, the realized-performance windows those joins close (with
+``kafka.partials``, an event-time model's pairs are shipped to its owner instead, and an
+owner folds the pairs shipped for its models: :mod:`monitor.stream.shipping`), the
 checkpoint of each stream whose open windows changed and whose snapshot is due, the
 per-partition processed marks that moved and the commit offsets (what did not change is
 not written again; ``Persisted.checkpoint_bytes`` reports the checkpoint bytes written).
@@ -40,7 +42,7 @@ from typing import Any
 from monitor.ingest import Prediction
 from monitor.ingest.batch import LabelBatch, PredictionBatch
 from monitor.metrics import Metrics
-from monitor.store import Store
+from monitor.store import Store, Transaction
 from monitor.stream.kserve_split import stream_partition, stream_source
 from monitor.stream.label_join import JoinBuffer, JoinedPairs
 from monitor.stream.owner import OWNER_KIND, ModelOwner
@@ -51,7 +53,10 @@ from monitor.stream.partitions import (
     Replay,
     TopicPartitionKey,
 )
+from monitor.stream.performance import PERFORMANCE_KIND
 from monitor.stream.pipeline import ModelPipeline, WindowOutput
+from monitor.stream.shipping import joined as joined_pairs
+from monitor.stream.shipping import pack_pairs, unpack_pairs
 from monitor.stream.windows import Stream
 
 log = logging.getLogger("driftloop.service")
@@ -68,7 +73,6 @@ __all__ = [
 
 WINDOW_PERSIST_SECONDS = 0.5
 MAX_BUFFERED_ROWS = 50_000
-PERFORMANCE_KIND = "performance"
 ALL_VERSIONS = "*"
 
 PerformanceOutput = tuple[str, str, dict[str, Any]]  # model, version, performance result
@@ -130,6 +134,10 @@ class Persister:
         self.stored_marks: dict[TopicPartitionKey, PartitionMark] = {}
         # scale-out (issue 15): the owned models' merge states, written when they changed
         self.owner: ModelOwner | None = None
+        # scale-out: whether a model's joined pairs go to its owner (monitor.stream.shipping),
+        # and the models whose realized performance this replica owns now
+        self.ships: Callable[[str], bool] | None = None
+        self.owned_performance: Callable[[], set[str]] | None = None
         self.owner_states: list[tuple[str, str, Any]] = []  # as the last load read them
 
     @property
@@ -156,7 +164,9 @@ class Persister:
         if not (force or since >= interval_seconds or windows_due
                 or len(self.join) >= MAX_BUFFERED_ROWS):
             return False
-        if not (positions_moved or self.buffers.outputs or force):
+        # an owner takes the pairs other replicas shipped, whether or not it read anything
+        owns = self.owned_performance is not None and bool(self.owned_performance())
+        if not (positions_moved or self.buffers.outputs or force or owns):
             self.last_persist = self.clock()  # nothing happened since: start a new interval
             return False
         return True
@@ -186,8 +196,18 @@ class Persister:
                 if latest > clocks.get(model, -1):
                     clocks[model] = latest
             joins = self.join.join(tx, clocks)  # canary arms (issue 10): Persisted.pairs
+            folds: dict[str, JoinedPairs] = {}
             for model, pairs in joins.items():
                 joined[model] = len(pairs)
+                if self.ships is not None and self.ships(model):
+                    # its owner folds them (monitor.stream.shipping), this replica too if
+                    # it is the owner: below, in the order they were stored
+                    tx.ship_pairs(model, pack_pairs(pairs), len(pairs))
+                else:
+                    folds[model] = pairs
+            owned = set() if self.owned_performance is None else self.owned_performance()
+            folds.update(self._shipped(tx, owned))
+            for model, pairs in folds.items():
                 for version, index, result in self.pipelines[model].add_pairs(pairs):
                     # the index makes the evidence's identity stable across replays
                     performance.append((model, version, {**result, "window": index}))
@@ -205,8 +225,8 @@ class Persister:
                                            {**stream.checkpoint(), "covers": covers[stream]},
                                            {})
                 rows += 1
-            owned = [] if self.owner is None else self.owner.dirty_states()
-            for model, state in owned:
+            merged = [] if self.owner is None else self.owner.dirty_states()
+            for model, state in merged:
                 size += tx.save_checkpoint(model, ALL_VERSIONS, OWNER_KIND, state, {})
                 rows += 1
             if positions:
@@ -221,7 +241,7 @@ class Persister:
             stream.covers, stream.first_offset, stream.snapshot_s = covers[stream], None, now
         self.stored_marks = marks
         if self.owner is not None:
-            self.owner.stored(model for model, _ in owned)
+            self.owner.stored(model for model, _ in merged)
         self.buffers = _Buffers()
         self.join.clear()
         self.retired = []
@@ -231,6 +251,16 @@ class Persister:
         return Persisted(buffers.outputs, performance, joined, positions, counts, invalid,
                          joins,
                          checkpoints=rows, checkpoint_bytes=size)
+
+    def _shipped(self, tx: Transaction, owned: set[str]) -> dict[str, JoinedPairs]:
+        """The pairs shipped for the models this replica owns, taken out of the store."""
+        parts: dict[str, list[JoinedPairs]] = {}
+        for model, payload in tx.take_shipped(sorted(owned)):
+            try:
+                parts.setdefault(model, []).append(unpack_pairs(model, payload))
+            except Exception as exc:  # written by another version of driftloop: skipped
+                log.warning("shipped pairs of %s could not be read (%s); dropped", model, exc)
+        return {model: joined_pairs(model, p) for model, p in parts.items()}
 
     def _snapshots(self, force: bool, now: float) -> list[Stream]:
         """The dirty streams whose state this persist writes: all when forced or without a
@@ -310,7 +340,10 @@ class Persister:
             if checkpoint.kind == OWNER_KIND:
                 self.owner_states.append((checkpoint.model, checkpoint.kind, state))
             elif checkpoint.kind == PERFORMANCE_KIND:
-                if first_restore:
+                if self.ships is not None and self.ships(checkpoint.model):
+                    # the owner's: restored by the replica taking the model (ScaleOut)
+                    self.owner_states.append((checkpoint.model, checkpoint.kind, state))
+                elif first_restore:
                     pipeline.restore_performance(state)
             elif int(checkpoint.kind.lstrip("p")) in prediction_partitions:
                 pipeline.stream(checkpoint.version, int(checkpoint.kind.lstrip("p"))).restore(state)

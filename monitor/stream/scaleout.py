@@ -16,6 +16,10 @@ as partials like those of the predictions topic's partitions, and a model's sour
 the stream partitions of both topics (``held`` and the heartbeats cover the partitions
 of both that this replica holds; the owner waits for a report from each).
 
+The realized performance of a model with event-time windows is kept by its owner too:
+the joined pairs are shipped to it through the store (:mod:`monitor.stream.shipping`),
+and its performance checkpoint is restored with the model's partials partition.
+
 Count windows (``window.rows``) keep their per-partition streams: their boundaries
 would need the owner to number rows across partitions, which is not built.
 """
@@ -30,6 +34,7 @@ from monitor.config import KafkaConfig
 from monitor.stream.kserve_split import SPLIT_STREAMS, stream_partitions
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partials import Partial, PartialPublisher
+from monitor.stream.performance import PERFORMANCE_KIND
 from monitor.stream.pipeline import ModelPipeline
 from monitor.stream.window_state import ClosedWindow
 
@@ -54,6 +59,7 @@ class ScaleOut:
                                           clock=clock, split_topic=self.split_topic)
         self.owner = ModelOwner(pipelines, kafka.partials_partitions, on_late)
         self.held: dict[int, int] = {}  # source stream partitions held -> since when (ms)
+        self.owned: set[int] = set()  # partials partitions held: their models are ours
         self.source_partitions = 0  # of the predictions topic; 0 until known
         self.split_partitions = 0  # of the kserve topic; 0 until known (or no split)
         self.invalid = 0  # partials records that could not be decoded
@@ -68,6 +74,19 @@ class ScaleOut:
     def publishes(self, pipeline: ModelPipeline) -> bool:
         """Whether the model's closed windows go to its owner instead of being evaluated."""
         return pipeline.config.window.duration is not None
+
+    def ships(self, model: str) -> bool:
+        """Whether the model's joined pairs go to its owner (:mod:`monitor.stream.shipping`):
+        those of a model whose windows are merged there, and that joins labels."""
+        pipeline = self.pipelines.get(model)
+        return pipeline is not None and self.publishes(pipeline) and pipeline.joins_labels
+
+    def owned_performance(self) -> set[str]:
+        """The models whose realized performance this replica keeps now."""
+        if not self.owned:
+            return set()
+        return {name for name in self.pipelines
+                if self.owner.partition_of(name) in self.owned and self.ships(name)}
 
     def publish(self, pipeline: ModelPipeline, closed: ClosedWindow,
                 last_offset: int | None) -> None:
@@ -117,15 +136,23 @@ class ScaleOut:
         taken = set(partitions)
         for stream in self._streams(taken):
             self.held.setdefault(stream, now_ms)
-        return {p for t, p in taken if t == self.topic}
+        owned = {p for t, p in taken if t == self.topic}
+        self.owned |= owned
+        return owned
 
     def restore(self, checkpoints: Iterable[tuple[str, str, Any]], owned: set[int]) -> None:
-        """Owner states (model, kind, state) of the models of the partials partitions just
-        taken; a model with no stored state starts empty."""
+        """Owner states and performance checkpoints (model, kind, state) of the models of
+        the partials partitions just taken; a model with no stored state starts empty."""
+        for name, pipeline in self.pipelines.items():
+            if self.owner.partition_of(name) in owned and self.ships(name):
+                pipeline.restore_performance({})
         for model, kind, state in checkpoints:
-            if kind == OWNER_KIND and isinstance(state, dict) \
-                    and self.owner.partition_of(model) in owned:
+            if not isinstance(state, dict) or self.owner.partition_of(model) not in owned:
+                continue
+            if kind == OWNER_KIND:
                 self.owner.restore(model, state)
+            elif kind == PERFORMANCE_KIND and self.ships(model):
+                self.pipelines[model].restore_performance(state)
 
     def forget(self, partitions: Iterable[TopicPartitionKey]) -> None:
         gone = set(partitions)
@@ -133,7 +160,12 @@ class ScaleOut:
         for partition in sources:
             self.held.pop(partition, None)
         self.publisher.forget(sources)
-        self.owner.drop({p for t, p in gone if t == self.topic})
+        lost = {p for t, p in gone if t == self.topic}
+        self.owner.drop(lost)
+        for name, pipeline in self.pipelines.items():
+            if self.owner.partition_of(name) in lost and self.ships(name):
+                pipeline.restore_performance({})  # its next owner carries on from the store
+        self.owned -= lost
 
     def _streams(self, partitions: Iterable[TopicPartitionKey]) -> set[int]:
         """The source stream partitions among ``partitions``."""
@@ -141,6 +173,7 @@ class ScaleOut:
 
     def clear(self) -> None:
         self.held.clear()
+        self.owned.clear()
         self.owner.clear()
         self.publisher.forget(None)
 

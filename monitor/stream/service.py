@@ -124,6 +124,9 @@ class Service:
             if config.kafka.partials else None
         if self.scaleout is not None:
             self.persister.owner = self.scaleout.owner
+            # realized performance kept by the owner too (monitor.stream.shipping)
+            self.persister.ships = self.scaleout.ships
+            self.persister.owned_performance = self.scaleout.owned_performance
         # issue 15: KServe halves forwarded by CloudEvents id and paired where they meet
         self.split = KServeSplit(config.kafka) if config.kafka.kserve_split else None
         if self.split is not None:

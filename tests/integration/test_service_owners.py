@@ -8,6 +8,11 @@ the same scores up to the order float sums were added in). One replica is killed
 ``kill -9`` mid-stream and started again: still equal, every event counted once (the
 windows' rows add up to what was produced), no retrain launched twice, and every
 replica answers the windows API with the same one stream per model.
+
+Every prediction's label comes on a 6-partition labels topic, on another partition
+than its prediction, so most pairs join on a replica that did not read the
+prediction; each model's realized performance is kept by its owner alone, and across
+the ``kill -9`` every pair is folded into its performance windows exactly once.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import pandas as pd
 import pytest
 import yaml
 from kafka import KafkaProducer
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from monitor.cli.examples import FEATURES
-from monitor.cli.replay import prediction_events
+from monitor.cli.replay import label_events, prediction_events
 from monitor.store import Store, schema
 from monitor.stream.partials import owner_partition
 from tests.support.service import (
@@ -45,6 +50,7 @@ PARTITIONS = 6
 MODELS = ("carloan", "fraud")
 ROWS = 1800  # per model, a minute of event time apart: 7.5 windows of 4 h
 WINDOW_HOURS = 4
+PAIRS_PER_WINDOW = 300  # realized performance: 6 windows per model
 COMPARED = ("rows", "dataset_drift", "drift_share", "features", "prediction_drift",
             "score_drift", "quality", "start", "end", "model", "version", "partition")
 
@@ -77,6 +83,24 @@ def stream(data: StreamData) -> list[tuple[str, int, bytes, bytes]]:
     return [data_events[i] for i in order] + flushes
 
 
+def labels_of(data: StreamData, events: list[tuple[str, int, bytes, bytes]]
+              ) -> list[tuple[str, int, bytes, bytes]]:
+    """(model, partition, key, value) of the label of each data event that has one (most
+    have), in their order, on a partition other than its prediction's."""
+    truth = data.labels.set_index(data.labels["request_id"].astype(str))["repaid"]
+    out: list[tuple[str, int, bytes, bytes]] = []
+    for model, partition, key, _ in events:
+        if key.startswith(b"flush-"):
+            continue
+        rid = key.decode()
+        if rid not in truth.index:
+            continue
+        frame = pd.DataFrame({"request_id": [rid], "repaid": [truth.loc[rid]]})
+        (_, value), = label_events(frame, model=model, label="repaid")
+        out.append((model, (partition + 1 + len(out) % 5) % PARTITIONS, key, value))
+    return out
+
+
 def send(producer: KafkaProducer, topic: str, events: list[tuple[str, int, bytes, bytes]]
          ) -> None:
     for _, partition, key, value in events:
@@ -93,6 +117,7 @@ def configure(tmp_path: Path, name: str, tansu: str, topics: Topics, state_url: 
         tmp_path / name / "driftloop.yaml", bootstrap=tansu, topics=topics,
         state_url=state_url, baseline=str(data.baseline),
         model={"window": {"duration": f"{WINDOW_HOURS}h"},
+               "performance": {"window_rows": PAIRS_PER_WINDOW},
                "retrain": {"on": ["dataset_drift"], "consecutive_windows": 1, "cooldown": 0,
                            "launcher": launcher}},
         kafka={"partials": True, "partials_partitions": 4, "commit_interval_seconds": 0.5,
@@ -120,6 +145,26 @@ def complete(service: RunningService) -> dict[str, list[dict[str, Any]]] | None:
     if all(sum(w["rows"] for w in found[m]) == ROWS for m in MODELS):
         return found
     return None
+
+
+def folded_pairs(state_url: str) -> dict[str, int]:
+    """Per model, the pairs in its stored performance windows: closed and open ones."""
+    with Store(state_url) as store:
+        return {c.model: sum(w["index"] * PAIRS_PER_WINDOW + len(w["labels"])
+                             for w in c.state["windows"].values())
+                for c in store.load_checkpoints() if c.kind == "performance"}
+
+
+def in_transit(state_url: str) -> dict[str, int]:
+    """Rows of the label join and of pairs not folded yet, per table."""
+    engine = create_engine(state_url)
+    try:
+        with engine.connect() as conn:
+            return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                    for t in (schema.pending_predictions, schema.pending_labels,
+                              schema.shipped_pairs)}
+    finally:
+        engine.dispose()
 
 
 def stored_offsets(state_url: str, topics: Topics) -> int:
@@ -164,6 +209,7 @@ def run_one(tmp_path: Path, tansu: str, data: StreamData, state_url: str,
 def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
         tansu: str, stream_data: StreamData, postgres_url: str, tmp_path: Path) -> None:
     events = stream(stream_data)
+    labels = labels_of(stream_data, events)
     # its own store: the replicas' windows and retrain decisions must not meet its own
     want = run_one(tmp_path, tansu, stream_data, f"sqlite:///{tmp_path / 'one.db'}", events)
     assert {m: len(w) for m, w in want.items()} == {m: expected_windows(events, m)
@@ -182,6 +228,7 @@ def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
              "three replicas holding partitions", services[0].proc)
         half = len(events) // 2
         send(producer, topics.predictions, events[:half])
+        send(producer, topics.labels, labels[:len(labels) // 2])
         # mid-stream: some windows merged and stored, the rest of the half pending
         poll(lambda: len(services[0].windows("carloan")) >= 2, 90,
              "the first windows of carloan", services[0].proc, interval=0.05)
@@ -192,12 +239,18 @@ def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
                       if carloan.endswith(f":{s.proc.pid}"))
         services[victim].kill()
         send(producer, topics.predictions, events[half:])
+        send(producer, topics.labels, labels[len(labels) // 2:])
         services[victim] = start_service(configs[victim], f"replica-{victim}-again")
         got = poll(lambda: complete(services[0]), 120, "every window of three replicas",
                    services[0].proc, interval=0.5)
         answers = [all_windows(s) for s in services]
         poll(lambda: stored_offsets(postgres_url, topics) == len(events), 30,
              "every event's offset stored", services[0].proc)
+        # every label joined and folded by its model's owner
+        want_pairs = Counter(model for model, *_ in labels)
+        folded = poll(lambda: (lambda f: f if all(f.get(m, 0) >= want_pairs[m] for m in MODELS)
+                               else None)(folded_pairs(postgres_url)), 60,
+                      "every pair in the owners' performance windows", services[0].proc)
     finally:
         producer.close()
         for service in services:
@@ -216,6 +269,11 @@ def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
                 # floats up to the order their merged sums were added in
                 assert_same(g[key], w[key], f"{model} window {w['window']} {key}",
                             rel=1e-9, abs_=1e-12)
+    # each pair once: one performance window series per model, written by its owner
+    assert folded == dict(want_pairs) and min(want_pairs.values()) > ROWS // 2
+    # only the predictions without a label wait; nothing is left in transit
+    assert in_transit(postgres_url) == {"pending_predictions": len(events) - len(labels),
+                                        "pending_labels": 0, "shipped_pairs": 0}
     # drift was found, and no retrain launched twice
     keys = launches.read_text().split()
     assert keys and len(keys) == len(set(keys))

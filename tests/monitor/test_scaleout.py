@@ -245,3 +245,79 @@ def test_the_sources_are_the_partitions_of_both_topics_once_both_are_known(
         0, 1, 2, SPLIT_STREAMS, SPLIT_STREAMS + 1]
     alone = ScaleOut(cfg.kafka, {}, lambda model, n: None, clock=lambda: 0.0)
     assert alone.sources(Topics({PREDICTIONS: 3, "g-kserve": 2})) == range(3)
+
+
+# -- realized performance kept by the model's owner (monitor.stream.shipping) ----------------
+
+LABELS = "labels"
+PAIRS_PER_WINDOW = 50
+
+
+def labelled_config(tmp_path: Path, baseline: Path) -> Config:
+    return Config.model_validate({
+        "kafka": {"group_id": "g", "predictions_topic": PREDICTIONS, "labels_topic": LABELS,
+                  "partials": True, "partials_partitions": 1, "label_alignment_seconds": 0},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "models": {"carloan": {"baseline": str(baseline), "window": {"duration": "1m"},
+                               "performance": {"window_rows": PAIRS_PER_WINDOW}}}})
+
+
+def label(i: int) -> bytes:
+    return json.dumps({"model": "carloan", "request_id": f"r{i}", "label": (i // 3) % 2,
+                       "timestamp": START_MS + i * MINUTE // 50 + 1}).encode()
+
+
+def folded(service: Service) -> int:
+    """Pairs in the replica's performance windows: closed ones and the open one."""
+    windows_ = service.pipelines["carloan"].realized.windows
+    return sum(w.index * PAIRS_PER_WINDOW + len(w) for w in windows_.values())
+
+
+def stored_performance(store_url: str) -> dict[str, Any]:
+    with Store(store_url) as store:
+        found = [c.state for c in store.load_checkpoints()
+                 if c.model == "carloan" and c.kind == "performance"]
+    assert len(found) == 1 and isinstance(found[0], dict)
+    return found[0]
+
+
+def test_the_owner_keeps_the_performance_windows_of_pairs_joined_on_any_replica(
+        tmp_path: Path, example_baseline: Path) -> None:
+    """A holds predictions partition 0 and the labels, B partition 1 and the partials
+    topic: A joins every pair (half of them with predictions B stored to wait), and only
+    B, the owner, folds them, into one series of performance windows. B dies without
+    persisting, and a new owner restored from the store folds the rest: every pair once."""
+    cfg = labelled_config(tmp_path, example_baseline)
+    assert cfg.models["carloan"].window.duration is not None
+    log = Log()
+    a, _ = replica(cfg, log, {(PREDICTIONS, 0), (LABELS, 0)})
+    b, _ = replica(cfg, log, {(PREDICTIONS, 1), (PARTIALS, 0)})
+    assert a.pipelines["carloan"].joins_labels
+    for i in range(200):
+        log.append(PREDICTIONS, i % 2, event(i))
+    b.step(force_persist=True)  # B's predictions wait in the store
+    for i in range(200):
+        log.append(LABELS, 0, label(i))
+    a.step(force_persist=True)  # A joins all 200, ships them
+    assert folded(a) == 0  # A is not the owner: it keeps no performance windows
+    b.step(force_persist=True)  # B takes them
+    assert folded(b) == 200
+    assert stored_performance(cfg.state.url)["windows"]["1"]["index"] == 4
+    for i in range(200, 400):
+        log.append(PREDICTIONS, i % 2, event(i))
+        log.append(LABELS, 0, label(i))
+    b.step(force_persist=True)
+    a.step(force_persist=True)  # shipped again; B dies before its next persist
+    del b
+    again, _ = replica(cfg, log, {(PREDICTIONS, 1), (PARTIALS, 0)})
+    assert folded(again) == 200  # restored from the store with the model
+    for _ in range(3):
+        a.step(force_persist=True)
+        again.step(force_persist=True)
+    assert folded(again) == 400 and folded(a) == 0
+    state = stored_performance(cfg.state.url)
+    assert state["windows"]["1"]["index"] == 8 and not state["windows"]["1"]["labels"]
+    with Store(cfg.state.url) as store:  # every pair joined, nothing waits, nothing in transit
+        assert not store.waiting_labels("carloan")
+        assert store.take_predictions("carloan", [f"r{i}" for i in range(400)], None) == {}
+        assert store.take_shipped(["carloan"]) == []
