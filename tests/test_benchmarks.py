@@ -20,6 +20,7 @@ if str(BENCHMARKS) not in sys.path:
 import bench_kserve_split  # noqa: E402
 import bench_replicas  # noqa: E402
 import bench_service  # noqa: E402
+import bench_shipping  # noqa: E402
 import reference_loop  # noqa: E402
 import service_events  # noqa: E402
 import service_probe  # noqa: E402
@@ -279,3 +280,12 @@ def test_replicas_arguments() -> None:
         bench_replicas.parse_args(["--replicas", "0"])
     with pytest.raises(SystemExit):
         bench_replicas.parse_args(["--n", "100"])
+
+
+# -- shipped pairs ------------------------------------------------------------------------
+def test_shipping_bench_round_trips_every_pair_in_fewer_bytes_than_json() -> None:
+    with bench_shipping.sqlite_store() as store:
+        _, _, per_pair = bench_shipping.run(store, 300, 100)  # asserts every pair came back
+        with store.transaction() as tx:
+            pairs = bench_shipping.buffer_of(0, 50).join(tx, {})[bench_shipping.MODEL]
+    assert 0 < per_pair < bench_shipping.json_bytes(pairs)
