@@ -94,8 +94,10 @@ class KafkaConfig(Section):
     """Scale-out (issue 15): each replica turns the event-time windows (window.duration) its
     partitions close into partial summaries published to partials_topic, keyed by model,
     and the replica assigned the model's partition of that topic merges them into one
-    window stream per model. Off: windows per (model, version, partition), as one replica
-    has them. Count windows (window.rows) stay per partition either way."""
+    window stream per model, keeps the model's realized performance (the pairs joined on
+    any replica are shipped to it through the store) and runs its canary (on every
+    replica's arms). Off: windows per (model, version, partition), as one replica has
+    them. Count windows (window.rows) stay per partition either way."""
     partials_topic: str | None = None
     """Internal topic of partial window summaries; null: the group_id followed by -partials.
     Created at start when missing (partials_partitions), without log compaction."""

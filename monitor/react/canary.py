@@ -22,6 +22,10 @@ Every change is persisted whole (``Store.save_canary_document``) with its senten
 the decision log, in one transaction, before anything acts on it; then it is logged,
 counted in ``driftloop_canary_decisions_total`` (abort and revert as rollback) and
 shown by ``driftloop_canary_status``. One lock serializes ticks and operator requests.
+
+Replicas (``kafka.partials``): only the model's owner ticks its canary (``owns``); the
+arms of an interval are its own and the shares the other replicas shipped through the
+store, summed per version.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from monitor.react.canary_support import (
 from monitor.react.canary_versions import find_candidate
 from monitor.store import Store
 from monitor.stream import ArmAccumulator
+from monitor.stream.arms import merged_arms, shipped_shares
 from triggers.canary import (
     CanaryDecision,
     CanaryPolicy,
@@ -91,6 +96,9 @@ class CanaryReactor:
         self.clock = clock
         self.monotonic = monotonic
         self.wake: Callable[[], None] | None = None  # the runtime: run the job soon
+        # scale-out (kafka.partials): whether this replica owns a model; only the owner
+        # runs its canary, on its own arms and those the other replicas shipped
+        self.owns: Callable[[str], bool] = lambda model: True
         self.registry_error: dict[str, str] = {}  # model -> the last registry failure
         self._interval_started: dict[str, float] = {}
         self._next_poll: dict[str, float] = {}
@@ -100,6 +108,11 @@ class CanaryReactor:
     # -- the scheduled job -----------------------------------------------------------
     def tick(self) -> None:
         for model in self.policies:
+            if not self.owns(model):
+                # another replica runs this canary; if this one becomes the owner, its
+                # first tick begins a new interval, as after a restart
+                self._interval_started.pop(model, None)
+                continue
             try:
                 with self._lock:
                     self._tick_model(model)
@@ -219,7 +232,7 @@ class CanaryReactor:
             return
         if self.monotonic() - started < policy.interval_seconds:
             return
-        arms = self.arms.take(model)
+        arms = self._take(model)
         self._interval_started[model] = self.monotonic()
         champion, challenger = aligned_arms(arms.get(state.champion, ArmStats()),
                                         arms.get(state.challenger, ArmStats()))
@@ -237,8 +250,14 @@ class CanaryReactor:
             self._soon()
 
     def _new_interval(self, model: str) -> None:
-        self.arms.take(model)
+        self._take(model)
         self._interval_started[model] = self.monotonic()
+
+    def _take(self, model: str) -> dict[str, ArmStats]:
+        """The interval's statistics: this replica's, and with kafka.partials those the
+        other replicas shipped (``monitor.stream.scaleout.ScaleOut.ship_arms``)."""
+        return merged_arms(model, [self.arms.take(model),
+                                   *shipped_shares(model, self.store.take_arms(model))])
 
     # -- operators and registry events (HTTP threads) -------------------------------------
     def request(self, model: str, action: str, request_id: str, requested_by: str = "",
@@ -278,7 +297,8 @@ class CanaryReactor:
 
     def interval(self, model: str) -> Mapping[str, ArmStats]:
         """The running interval's statistics per version (left running)."""
-        return self.arms.peek(model)
+        return merged_arms(model, [self.arms.peek(model),
+                                   *shipped_shares(model, self.store.peek_arms(model))])
 
     def close(self) -> None:
         for model, launcher in self.hooks.items():

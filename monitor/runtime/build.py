@@ -140,6 +140,8 @@ def build(config: Config, *, reactor: Reactor | None = None) -> Runtime:
     # the Kafka clients are created by ConsumerLoop.connect, on the consumer thread
     service = Service(config, pipelines, store, metrics, decoder, None, None, reactor=reactor,
                       report_rows=rows, arms=canary.arms if canary is not None else None)
+    if canary is not None and service.scaleout is not None:
+        canary.owns = service.scaleout.owns  # a canary is judged by its model's owner
     watch = watch_for(config, {name: p.baseline_key for name, p in pipelines.items()})
     stopping = threading.Event()
     loop = ConsumerLoop(config, service, stopping, watch)

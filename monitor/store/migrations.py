@@ -91,8 +91,9 @@ def _v3_canary_state_document(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE canary_state ADD COLUMN state {column_type}"))
 
 
-def _v4_shipped_pairs(conn: Connection) -> None:
+def _v4_shipped_to_owners(conn: Connection) -> None:
     schema.shipped_pairs.create(conn, checkfirst=True)
+    schema.shipped_arms.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -105,7 +106,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "partition owners and their fencing epochs", _v2_partition_owners),
     Migration(3, "canary state machine kept whole (canary_state.state)",
               _v3_canary_state_document),
-    Migration(4, "joined pairs on their way to the model's owner", _v4_shipped_pairs),
+    Migration(4, "joined pairs and canary arms on their way to the model's owner",
+              _v4_shipped_to_owners),
 )
 
 

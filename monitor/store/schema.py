@@ -39,6 +39,7 @@ __all__ = [
     "pending_predictions",
     "retrain_runs",
     "schema_version",
+    "shipped_arms",
     "shipped_pairs",
     "trigger_state",
     "windows",
@@ -235,4 +236,21 @@ shipped_pairs = Table(
     Column("rows", Integer, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Index("ix_shipped_pairs_model_id", "model", "id"),
+)
+
+# A replica's canary arm statistics on their way to the model's owner (issue 15,
+# ``kafka.partials``): a replica that does not own a canary model ships what its
+# partitions' traffic added to the running interval (monitor.stream.arms.pack_arms); the
+# owner, which alone judges the canary, takes them with its own at the interval's end.
+# Arms are interval statistics, not part of the exactly-once persist.
+shipped_arms = Table(
+    "shipped_arms",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_shipped_arms_model_id", "model", "id"),
 )

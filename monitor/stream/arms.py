@@ -43,16 +43,19 @@ from monitor.baseline import Baseline
 from monitor.ingest import Prediction
 from monitor.ingest.batch import PredictionBatch
 from monitor.store import JoinedPair
+from monitor.store.engine import pack_state, unpack_state
 from monitor.stream.label_join import JoinedPairs
 from monitor.tables import canonical_category
 
-__all__ = ["ArmAccumulator", "ArmSpec"]
+__all__ = ["ARMS_FORMAT", "ArmAccumulator", "ArmSpec", "merged_arms", "pack_arms",
+           "shipped_shares", "unpack_arms"]
 
 log = logging.getLogger("driftloop.canary")
 
 MAX_VERSIONS = 16
 # distinct raw prediction values remembered per model for categorical bins
 _MAX_CACHED_VALUES = 10_000
+ARMS_FORMAT = 1  # of pack_arms
 
 
 @dataclass(frozen=True)
@@ -257,3 +260,57 @@ def _loss(spec: ArmSpec, pairs: JoinedPairs) -> Moments:
     truth_c = np.asarray([canonical_category(v) for v in pairs.labels], dtype=object)
     predicted_c = np.asarray([canonical_category(v) for v in pairs.predictions], dtype=object)
     return Moments.of(row_loss(spec.metric, truth_c, predicted_c))
+
+
+# -- arms shipped to the model's owner (issue 15, kafka.partials) --------------------------
+def pack_arms(arms: Mapping[str, ArmStats]) -> bytes:
+    """One replica's share of an interval, per version, as MessagePack."""
+    def moments(m: Moments) -> list[float]:
+        return [m.n, m.total, m.total_squares]
+
+    return pack_state({"format": ARMS_FORMAT, "versions": {
+        version: [s.n_events, s.n_invalid, list(s.prediction_counts), moments(s.loss),
+                  moments(s.latency)] for version, s in arms.items()}})
+
+
+def unpack_arms(payload: bytes) -> dict[str, ArmStats]:
+    """What :func:`pack_arms` packed; ValueError for anything else."""
+    data = unpack_state(payload)
+    if not isinstance(data, dict) or data.get("format") != ARMS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"shipped arm statistics: got format {found!r}, expected "
+                         f"{ARMS_FORMAT}")
+    out: dict[str, ArmStats] = {}
+    for version, (n_events, n_invalid, counts, loss, latency) in data["versions"].items():
+        out[str(version)] = ArmStats(int(n_events), int(n_invalid), tuple(map(int, counts)),
+                                     Moments(int(loss[0]), float(loss[1]), float(loss[2])),
+                                     Moments(int(latency[0]), float(latency[1]),
+                                             float(latency[2])))
+    return out
+
+
+def shipped_shares(model: str, payloads: Iterable[bytes]) -> list[dict[str, ArmStats]]:
+    """The shares :func:`pack_arms` packed; one that cannot be read is left out."""
+    shares = []
+    for payload in payloads:
+        try:
+            shares.append(unpack_arms(payload))
+        except Exception as exc:  # written by another version of driftloop
+            log.warning("canary %s: shipped interval statistics could not be read (%s); "
+                        "left out", model, exc)
+    return shares
+
+
+def merged_arms(model: str, parts: Iterable[Mapping[str, ArmStats]]) -> dict[str, ArmStats]:
+    """The replicas' shares of one interval summed per version. A share binned on other
+    prediction bins (a replica still on an older baseline) is left out, with a warning."""
+    out: dict[str, ArmStats] = {}
+    for part in parts:
+        for version, stats in part.items():
+            have = out.get(version)
+            try:
+                out[version] = stats if have is None else have.merge(stats)
+            except ValueError as exc:
+                log.warning("canary %s v%s: a replica's interval statistics left out (%s)",
+                            model, version, exc)
+    return out

@@ -20,6 +20,10 @@ The realized performance of a model with event-time windows is kept by its owner
 the joined pairs are shipped to it through the store (:mod:`monitor.stream.shipping`),
 and its performance checkpoint is restored with the model's partials partition.
 
+A model's canary is judged by its owner only (``owns``, asked by the canary job): the
+other replicas ship their share of the arms' interval statistics to it through the
+store (``ship_arms``), and the owner sums them with its own at the interval's end.
+
 Count windows (``window.rows``) keep their per-partition streams: their boundaries
 would need the owner to number rows across partitions, which is not built.
 """
@@ -31,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.config import KafkaConfig
+from monitor.store import Store
+from monitor.stream.arms import ArmAccumulator, pack_arms
 from monitor.stream.kserve_split import SPLIT_STREAMS, stream_partitions
 from monitor.stream.owner import OWNER_KIND, ModelOwner
 from monitor.stream.partials import Partial, PartialPublisher
@@ -43,6 +49,8 @@ __all__ = ["OWNER_KIND", "ScaleOut"]
 log = logging.getLogger("driftloop.service")
 
 TopicPartitionKey = tuple[str, int]
+
+ARMS_SHIP_SECONDS = 1.0  # canary arms of models owned elsewhere go out at most this often
 
 
 class ScaleOut:
@@ -60,6 +68,7 @@ class ScaleOut:
         self.owner = ModelOwner(pipelines, kafka.partials_partitions, on_late)
         self.held: dict[int, int] = {}  # source stream partitions held -> since when (ms)
         self.owned: set[int] = set()  # partials partitions held: their models are ours
+        self._arms_shipped = float("-inf")  # when canary arms were last shipped
         self.source_partitions = 0  # of the predictions topic; 0 until known
         self.split_partitions = 0  # of the kserve topic; 0 until known (or no split)
         self.invalid = 0  # partials records that could not be decoded
@@ -74,6 +83,36 @@ class ScaleOut:
     def publishes(self, pipeline: ModelPipeline) -> bool:
         """Whether the model's closed windows go to its owner instead of being evaluated."""
         return pipeline.config.window.duration is not None
+
+    def owns(self, model: str) -> bool:
+        """Whether this replica owns ``model`` now (holds its partials partition). The
+        canary job asks from its own thread: one set lookup, safe while the consumer
+        thread changes the set."""
+        return self.owner.partition_of(model) in self.owned
+
+    def ship_arms(self, arms: ArmAccumulator, store: Store) -> int:
+        """The canary arms of the models another replica owns, shipped to it through the
+        store (at most every ARMS_SHIP_SECONDS); returns the models shipped. Arms are
+        interval statistics: a share the store refuses is lost, with a warning."""
+        now = self.clock()
+        if now - self._arms_shipped < ARMS_SHIP_SECONDS:
+            return 0
+        self._arms_shipped = now
+        shipped = 0
+        for model in arms.specs:
+            if self.owns(model):
+                continue  # the canary job here takes them itself
+            share = arms.take(model)
+            if not share:
+                continue
+            try:
+                store.ship_arms(model, pack_arms(share))
+                shipped += 1
+            except Exception as exc:
+                log.warning("canary %s: this replica's interval statistics could not be "
+                            "shipped to the model's owner (%s: %s); they are lost",
+                            model, type(exc).__name__, exc)
+        return shipped
 
     def ships(self, model: str) -> bool:
         """Whether the model's joined pairs go to its owner (:mod:`monitor.stream.shipping`):

@@ -270,6 +270,8 @@ class Service:
         export(persisted, self.metrics, self.reactor)
         if self.arms is not None:
             self.arms.add_pairs(persisted.pairs)
+            if self.scaleout is not None:  # a canary is judged by its model's owner
+                self.scaleout.ship_arms(self.arms, self.store)
         return persisted
 
     def _write(self, force: bool) -> Persisted:

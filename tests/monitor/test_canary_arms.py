@@ -8,14 +8,18 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detectors import ArmStats, Moments, histogram, row_loss
 from monitor.baseline import build_baseline
 from monitor.ingest import Prediction
 from monitor.store import JoinedPair
 from monitor.stream import ArmAccumulator, ArmSpec
+from monitor.stream.arms import merged_arms, pack_arms, shipped_shares, unpack_arms
 
 CLASSES = ArmSpec("accuracy", False, categories=("0", "1"))
+MODEL = "m"
 
 
 def predictions(version: str, values: list[object], latency: list[float | None] | None = None,
@@ -141,3 +145,36 @@ def test_arm_spec_of_a_baseline_bins_on_its_prediction_profile() -> None:
     assert set(ArmSpec.of(classes, "accuracy").categories or ()) == {"yes", "no"}
     unprofiled = build_baseline(frame[["x"]], "u")
     assert ArmSpec.of(unprofiled, "accuracy").n_bins == 0
+
+
+# -- shares shipped to the model's owner (issue 15) ---------------------------------------------
+_moments = st.builds(lambda n, t, q: Moments(n, t, q), st.integers(0, 10**6),
+                     st.floats(-1e9, 1e9), st.floats(0, 1e12))
+_stats = st.builds(lambda n, k, counts, loss, latency: ArmStats(n + k, k, tuple(counts), loss,
+                                                                 latency),
+                   st.integers(0, 10**6), st.integers(0, 100),
+                   st.lists(st.integers(0, 10**6), min_size=3, max_size=3), _moments, _moments)
+
+
+@given(st.dictionaries(st.sampled_from(["1", "2", "17"]), _stats, max_size=3))
+def test_a_packed_share_reads_back_as_it_was(share: dict[str, ArmStats]) -> None:
+    assert unpack_arms(pack_arms(share)) == share
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["1", "2"]), _stats, max_size=2), max_size=4))
+def test_shares_sum_per_version_as_one_accumulator_would(
+        shares: list[dict[str, ArmStats]]) -> None:
+    merged = merged_arms(MODEL, shipped_shares(MODEL, [pack_arms(s) for s in shares]))
+    for version in {v for share in shares for v in share}:
+        parts = [share[version] for share in shares if version in share]
+        want = parts[0]
+        for part in parts[1:]:
+            want = want.merge(part)
+        assert merged[version] == want
+
+
+def test_a_share_that_cannot_be_read_or_merged_is_left_out() -> None:
+    good = {"1": ArmStats(5, 0, (1, 2, 2))}
+    other_bins = {"1": ArmStats(5, 0, (1, 4))}
+    shares = shipped_shares(MODEL, [b"\x01junk", pack_arms(good), pack_arms(other_bins)])
+    assert merged_arms(MODEL, shares) == good

@@ -16,6 +16,7 @@ from monitor.react import CanaryReactor, build_hooks, canary_policies, known_sec
 from monitor.react.canary_support import hook_request
 from monitor.store import RetrainRun, Store
 from monitor.stream import ArmAccumulator, ArmSpec
+from monitor.stream.arms import pack_arms
 from tests.monitor.canary_fakes import Clock, HookRecorder, MemoryRegistry, traffic
 from triggers.launch import LaunchError
 from triggers.moves import STATUS_TAG, HookCall
@@ -370,3 +371,39 @@ def test_hook_request_maps_a_hook_call_onto_the_launch_contract() -> None:
                                "challenger": "2", "previous_champion": "1",
                                "idempotency_key": "carloan-v2-promote-abc",
                                "sentence": call.sentence, "evidence": {"outcome": "pass"}}
+
+
+# -- replicas (issue 15, kafka.partials) ------------------------------------------------------
+def test_only_the_owner_runs_a_canary(store: Store) -> None:
+    rig = Rig(store)
+    rig.reactor.owns = lambda model: False  # another replica holds the model
+    rig.registry.register("2")
+    rig.registry.aliases["challenger"] = "2"
+    rig.reactor.look_now(MODEL)
+    rig.tick()
+    rig.tick()
+    assert rig.reactor.state(MODEL) is None and rig.registry.writes == []
+    rig.reactor.owns = lambda model: True  # the model moved here
+    rig.tick()
+    assert rig.state().phase == "starting"
+
+
+def test_the_owner_judges_its_arms_summed_with_those_other_replicas_shipped(
+        store: Store) -> None:
+    """This replica read only the champion's traffic, another one only the challenger's:
+    the owner judges both (before, the shipped share was not read and the interval had no
+    challenger event, an inconclusive check)."""
+    rig = Rig(store)
+    rig.start_canary()
+    state = rig.state()
+    traffic(rig.arms, MODEL, state.champion, 500, 0.75)
+    other = ArmAccumulator({MODEL: ArmSpec("accuracy", False, categories=("0", "1"))})
+    traffic(other, MODEL, state.challenger, 250, 0.95, seed=1, prefix="b")
+    store.ship_arms(MODEL, pack_arms(other.take(MODEL)))
+    traffic(other, MODEL, state.challenger, 250, 0.95, seed=2, prefix="b")
+    store.ship_arms(MODEL, pack_arms(other.take(MODEL)))
+    shown = rig.reactor.interval(MODEL)  # the read route sees the shares too
+    assert (shown[state.champion].n_events, shown[state.challenger].n_events) == (500, 500)
+    rig.tick(INTERVAL)
+    assert (rig.state().passed, rig.state().last_outcome) == (1, "pass")
+    assert store.peek_arms(MODEL) == []  # taken with the interval

@@ -27,10 +27,12 @@ from monitor.config import Config
 from monitor.ingest import Decoder
 from monitor.metrics import Metrics
 from monitor.store import Store
-from monitor.stream import ModelPipeline, Service
+from monitor.stream import ArmAccumulator, ArmSpec, ModelPipeline, Service
+from monitor.stream.arms import unpack_arms
 from monitor.stream.kserve_split import SPLIT_STREAMS
 from monitor.stream.partials import Partial
 from monitor.stream.scaleout import ScaleOut
+from tests.monitor.canary_fakes import traffic
 from tests.support.memory_kafka import LogConsumer
 
 PREDICTIONS, PARTIALS = "predictions", "g-partials"
@@ -321,3 +323,30 @@ def test_the_owner_keeps_the_performance_windows_of_pairs_joined_on_any_replica(
         assert not store.waiting_labels("carloan")
         assert store.take_predictions("carloan", [f"r{i}" for i in range(400)], None) == {}
         assert store.take_shipped(["carloan"]) == []
+
+
+# -- canary arms shipped to the model's owner ----------------------------------------------------
+def test_canary_arms_of_a_model_owned_elsewhere_are_shipped_and_the_owners_kept(
+        cfg: Config) -> None:
+    now = [100.0]
+    pipelines = {"carloan": ModelPipeline("carloan", cfg.models["carloan"],
+                                          Baseline.load(cfg.models["carloan"].baseline))}
+    scaleout = ScaleOut(cfg.kafka, pipelines, lambda model, n: None, clock=lambda: now[0])
+    scaleout.connected(Topics({PARTIALS: 1}), Producer(Log()))
+    arms = ArmAccumulator({"carloan": ArmSpec("accuracy", False, categories=("0", "1"))})
+    with Store(cfg.state.url) as store:
+        traffic(arms, "carloan", "1", 10, 0.9)
+        assert not scaleout.owns("carloan")  # its partials partition is held elsewhere
+        assert scaleout.ship_arms(arms, store) == 1
+        assert arms.peek("carloan") == {}
+        assert [unpack_arms(p)["1"].n_events for p in store.peek_arms("carloan")] == [10]
+        traffic(arms, "carloan", "1", 5, 0.9, seed=1)
+        now[0] += 0.5
+        assert scaleout.ship_arms(arms, store) == 0  # at most every ARMS_SHIP_SECONDS
+        scaleout.take({(PARTIALS, 0)}, 0)  # the model moves here
+        now[0] += 5
+        assert scaleout.owns("carloan")
+        assert scaleout.ship_arms(arms, store) == 0
+        assert arms.peek("carloan")["1"].n_events == 5  # kept for this replica's canary job
+        scaleout.forget({(PARTIALS, 0)})
+        assert not scaleout.owns("carloan")
