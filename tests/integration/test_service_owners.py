@@ -251,6 +251,10 @@ def test_three_replicas_merge_one_window_stream_per_model_across_kill_9(
         folded = poll(lambda: (lambda f: f if all(f.get(m, 0) >= want_pairs[m] for m in MODELS)
                                else None)(folded_pairs(postgres_url)), 60,
                       "every pair in the owners' performance windows", services[0].proc)
+        # drift was found and a retrain launched: one the killed replica decided but had
+        # not launched yet is launched by another once its lease (60 s) has passed
+        poll(lambda: launches.exists() and launches.read_text().split(), 120,
+             "a retrain launched", services[0].proc)
     finally:
         producer.close()
         for service in services:
