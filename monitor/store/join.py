@@ -25,6 +25,9 @@ __all__ = ["JoinCounts", "JoinOps", "JoinedPair", "PendingLabel", "PendingPredic
 # request ids per statement, far under SQLite's 32766 bound-parameter limit; a power of
 # two, so a full chunk needs no padding (_padded)
 _KEYS_PER_STATEMENT = 1024
+# at most this many labels of a model waiting: a take reads them all rather than probing
+# the index once per request id asked about
+_FEW_WAITING = 4096
 
 
 # The three rows of the join are NamedTuples, not frozen dataclasses: one is built per
@@ -247,10 +250,31 @@ class JoinOps(StoreOps):
         """Remove the pending labels of these requests that have not expired at ``now_ms``
         and return them: request_id -> (label, timestamp_ms). One statement per chunk does
         the lookup and the removal (``DELETE ... RETURNING``), so a prediction whose label
-        already waits is joined without ever being stored itself."""
+        already waits is joined without ever being stored itself; when few labels wait,
+        only the ids among them are looked up (``_few_waiting``)."""
+        waiting = self._few_waiting(schema.pending_labels, model)
+        if waiting is not None:  # few wait (the usual case): look up only those asked
+            request_ids = [rid for rid in request_ids if rid in waiting]
+            if not request_ids:
+                return {}
         rows = self._take(schema.pending_labels, model, request_ids, now_ms,
                           ("label", "timestamp_ms"))
         return {rid: (label, stamp) for rid, label, stamp in rows}
+
+    def _few_waiting(self, table: Table, model: str) -> set[str] | None:
+        """The request ids of ``model``'s rows in ``table`` when there are at most
+        ``_FEW_WAITING`` (one index range read), else None. A label waits only when it
+        came before its prediction, so usually few do, and one read of them costs less
+        than an index probe for each of the thousands of predictions a persist asks
+        about. The rows cannot change in between: the persist holds the model's join
+        (``lock_join``; SQLite: the write lock)."""
+        with self._conn() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            quote = conn.dialect.identifier_preparer.quote
+            ids = [row[0] for row in conn.exec_driver_sql(
+                f"SELECT request_id FROM {quote(table.name)} WHERE model = {mark} "
+                f"LIMIT {_FEW_WAITING + 1}", (model,))]
+        return set(ids) if len(ids) <= _FEW_WAITING else None
 
     def take_predictions(self, model: str, request_ids: Sequence[str],
                          now_ms: int | None) -> dict[str, PendingPrediction]:

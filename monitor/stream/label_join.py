@@ -18,8 +18,9 @@ canary arms read them in; iterating it yields :class:`~monitor.store.JoinedPair`
 
 A prediction that waits is stored as a row at once, so what a persist commits is in
 the store, and a row the store refuses fails the persist of the records it came from
-(the poison hunt of :mod:`monitor.stream.poison` needs that). The lookups of stored
-labels are skipped when no label of the model waits in the store.
+(the poison hunt of :mod:`monitor.stream.poison` needs that). When few labels of the
+model wait in the store, the lookup of stored labels reads those few instead of probing
+for each prediction (none waiting: one read that finds nothing).
 
 Replicas (issue 15) join through one store: each model's join holds a lock until its
 transaction commits (:meth:`monitor.store.JoinOps.lock_join`), so a prediction and its
@@ -235,8 +236,7 @@ class JoinBuffer:
                                 _pick(theirs.timestamps, j))
         # a row takes a stored partner only when no copy of its partner came with it
         alone = live_p.keys() - l_at.keys()
-        stored_labels = tx.take_labels(model, list(alone), now) \
-            if alone and tx.waiting_labels(model) else {}
+        stored_labels = tx.take_labels(model, list(alone), now) if alone else {}
         for rid, (label, label_ms) in stored_labels.items():
             i_ = live_p[rid]
             pairs.append(rid, mine.versions[i_], mine.predictions[i_], mine.scores[i_],

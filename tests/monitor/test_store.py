@@ -598,3 +598,20 @@ def test_taking_a_partition_bumps_its_epoch_and_fences_the_previous_owner(store:
     store.check_partitions("g", {("predictions", 0): 1, **second})
     assert store.take_partitions("other-group", [("predictions", 1)], "x") == {
         ("predictions", 1): 1}
+
+
+@pytest.mark.parametrize("few", [0, 2, 4096])
+def test_take_labels_takes_the_same_whether_few_or_many_labels_wait(
+        store: Store, few: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With at most ``_FEW_WAITING`` labels waiting, the take reads them and looks up only
+    those asked; with more, it probes each id asked. Same rows either way, expired ones
+    left to wait."""
+    monkeypatch.setattr("monitor.store.join._FEW_WAITING", few)
+    store.add_labels([_label(f"l{i}", expires=100 if i % 4 == 0 else FAR) for i in range(12)]
+                     + [_label("l1", model="other")])
+    with store.transaction() as tx:
+        taken = tx.take_labels("carloan", [f"l{i}" for i in range(0, 20, 2)] + ["x"], 200)
+        assert tx.take_labels("carloan", ["x", "y"], 200) == {}
+    assert sorted(taken) == ["l10", "l2", "l6"]
+    counts = store.pending_counts()
+    assert (counts["carloan"].labels, counts["other"].labels) == (9, 1)
