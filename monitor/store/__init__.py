@@ -7,6 +7,8 @@
 - :mod:`~monitor.store.canary`: canary state (the state machine's whole state, and
   view columns for reads);
 - :mod:`~monitor.store.ownership`: partition owners and their fencing epochs;
+- :mod:`~monitor.store.shipping`: joined pairs and canary arms on their way to a
+  model's owner (issue 15);
 - :mod:`~monitor.store.schema` / :mod:`~monitor.store.migrations`: tables and their
   versioned migrations; :mod:`~monitor.store.engine`: SQLite/PostgreSQL engines and
   the helpers the operation groups share.

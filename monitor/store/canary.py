@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from monitor.store import schema
 from monitor.store.engine import StoreError, StoreOps, upsert
@@ -93,29 +93,6 @@ class CanaryOps(StoreOps):
             raise StoreError(f"canary state: got {sorted(document)[:12]} ({exc}), expected "
                              "a CanaryState.to_dict() document") from None
         self.put_canary(view)
-
-    # -- arm statistics on their way to the model's owner (issue 15) ------------------------
-    def ship_arms(self, model: str, payload: bytes) -> None:
-        """Store a replica's share of the running interval's arm statistics of ``model``."""
-        with self._conn() as conn:
-            conn.execute(schema.shipped_arms.insert().values(
-                model=model, payload=payload, created_at_ms=self._now_ms()))
-
-    def take_arms(self, model: str) -> list[bytes]:
-        """Remove the shipped arm statistics of ``model`` and return them, oldest first."""
-        t = schema.shipped_arms
-        with self._conn() as conn:
-            rows = conn.execute(delete(t).where(t.c.model == model)
-                                .returning(t.c.id, t.c.payload)).all()
-        return [bytes(payload) for _, payload in sorted(rows)]
-
-    def peek_arms(self, model: str) -> list[bytes]:
-        """The shipped arm statistics of ``model``, left in place (for the read routes)."""
-        t = schema.shipped_arms
-        with self._conn(write=False) as conn:
-            rows = conn.execute(select(t.c.payload).where(t.c.model == model)
-                                .order_by(t.c.id)).all()
-        return [bytes(row.payload) for row in rows]
 
 
 def _text(value: Any) -> str | None:

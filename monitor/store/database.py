@@ -53,6 +53,7 @@ from monitor.store.engine import (
 from monitor.store.join import JoinOps
 from monitor.store.migrations import MIGRATIONS, Migration, migrate
 from monitor.store.ownership import OwnershipOps
+from monitor.store.shipping import ShippingOps
 
 __all__ = ["Checkpoint", "Store", "Transaction"]
 
@@ -88,9 +89,9 @@ def _decode(encoding: str, blob: bytes) -> bytes | dict[str, Any]:
     return blob
 
 
-class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps):
-    """Window results, checkpoints and offsets; the join, trigger, canary and ownership
-    groups are mixed in."""
+class _Ops(JoinOps, TriggerOps, CanaryOps, OwnershipOps, ShippingOps):
+    """Window results, checkpoints and offsets; the join, trigger, canary, ownership and
+    shipping groups are mixed in."""
 
     # -- window results -----------------------------------------------------------
     def put_window(

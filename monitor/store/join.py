@@ -219,24 +219,6 @@ class JoinOps(StoreOps):
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                              {"key": _lock_key(model)})
 
-    # -- joined pairs on their way to the model's owner (issue 15) ---------------------------
-    def ship_pairs(self, model: str, payload: bytes, rows: int) -> None:
-        """Store one persist's joined pairs of ``model`` for its owner to take."""
-        with self._conn() as conn:
-            conn.execute(schema.shipped_pairs.insert().values(
-                model=model, payload=payload, rows=rows, created_at_ms=self._now_ms()))
-
-    def take_shipped(self, models: Sequence[str]) -> list[tuple[str, bytes]]:
-        """Remove the shipped pairs of ``models`` and return them, (model, payload) in the
-        order they were stored; a row another transaction is taking is not returned."""
-        if not models:
-            return []
-        t = schema.shipped_pairs
-        with self._conn() as conn:
-            rows = conn.execute(delete(t).where(t.c.model.in_(sorted(models)))
-                                .returning(t.c.id, t.c.model, t.c.payload)).all()
-        return [(str(model), bytes(payload)) for _, model, payload in sorted(rows)]
-
     def waiting_labels(self, model: str) -> bool:
         """Whether any label of ``model`` waits in the store (one index probe: a persist
         whose predictions all found their labels in memory asks no more)."""

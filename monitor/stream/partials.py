@@ -32,6 +32,7 @@ flushed before the persist that commits the offsets past their events
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,9 +53,11 @@ PARTIAL_FORMAT = 1
 KEEPALIVE_SECONDS = 5.0  # an unchanged report is sent again this often
 
 
+@functools.lru_cache(maxsize=4096)
 def owner_partition(model: str, partitions: int) -> int:
     """The partials-topic partition of ``model``: Kafka's default partitioner (murmur2 of
-    the key), computed here so the owner knows which models its partitions hold."""
+    the key), computed here so the owner knows which models its partitions hold. Cached:
+    asked at every step (which models this replica owns) and murmur2 runs in Python."""
     return (murmur2(model.encode()) & 0x7FFFFFFF) % partitions
 
 

@@ -122,10 +122,15 @@ class ScaleOut:
 
     def owned_performance(self) -> set[str]:
         """The models whose realized performance this replica keeps now."""
-        if not self.owned:
+        return self._performance_of(self.owned)
+
+    def _performance_of(self, partitions: set[int]) -> set[str]:
+        """The models of these partials partitions whose realized performance is kept by
+        their owner (``ships``)."""
+        if not partitions:
             return set()
         return {name for name in self.pipelines
-                if self.owner.partition_of(name) in self.owned and self.ships(name)}
+                if self.owner.partition_of(name) in partitions and self.ships(name)}
 
     def publish(self, pipeline: ModelPipeline, closed: ClosedWindow,
                 last_offset: int | None) -> None:
@@ -182,9 +187,8 @@ class ScaleOut:
     def restore(self, checkpoints: Iterable[tuple[str, str, Any]], owned: set[int]) -> None:
         """Owner states and performance checkpoints (model, kind, state) of the models of
         the partials partitions just taken; a model with no stored state starts empty."""
-        for name, pipeline in self.pipelines.items():
-            if self.owner.partition_of(name) in owned and self.ships(name):
-                pipeline.restore_performance({})
+        for name in self._performance_of(owned):
+            self.pipelines[name].restore_performance({})
         for model, kind, state in checkpoints:
             if not isinstance(state, dict) or self.owner.partition_of(model) not in owned:
                 continue
@@ -201,9 +205,8 @@ class ScaleOut:
         self.publisher.forget(sources)
         lost = {p for t, p in gone if t == self.topic}
         self.owner.drop(lost)
-        for name, pipeline in self.pipelines.items():
-            if self.owner.partition_of(name) in lost and self.ships(name):
-                pipeline.restore_performance({})  # its next owner carries on from the store
+        for name in self._performance_of(lost):
+            self.pipelines[name].restore_performance({})  # its next owner carries on
         self.owned -= lost
 
     def _streams(self, partitions: Iterable[TopicPartitionKey]) -> set[int]:
